@@ -1,0 +1,164 @@
+"""The seam between client commands and the replicated store.
+
+`Backend` is what `commands/` may call; `ClusterBackend` implements it over `cluster.service.Cluster`
+and turns cluster faults into client errors (`QuorumNotReached` -> `-NOQUORUM ...`). Command
+unit tests use a dict fake of `Backend`; integration tests use the real thing. There is no
+standalone backend: a single node is a cluster of one (DESIGN.md §1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+from cluster import versioning
+from cluster.types import Current, PeerUnavailable, QuorumNotReached
+from resp_kv.errors import CommandError, NoQuorum
+
+# VCLOCK reply entry: (value or None for a tombstone, clock "a:3,b:1", timestamp_ms)
+VersionView = tuple[bytes | None, bytes, int]
+
+
+class Backend(Protocol):
+    """What command handlers may ask of the store. Keys and values are bytes."""
+
+    async def get(self, key: bytes) -> Current | None:
+        """Return the key's live winner (not a tombstone, not expired), or None."""
+
+    async def get_many(self, keys: list[bytes]) -> list[Current | None]: ...
+
+    async def put(self, key: bytes, value: bytes, expire_at_ms: int = 0,
+                  context: bytes | None = None) -> None:
+        """Blind write. `context` (VCLOCK text) supersedes exactly what it covers; None = the
+        coordinator's local versions. Raises CommandError for a malformed context."""
+
+    async def put_many(self, items: list[tuple[bytes, bytes]]) -> None: ...
+
+    async def mutate(self, key: bytes, mutator: str, args: list[bytes]) -> object:
+        """Run the named read-modify-write at the key's coordinator; return its reply."""
+
+    async def vclock(self, key: bytes) -> tuple[bytes, list[VersionView]]: ...
+
+    async def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        """Return (next cursor, live keys) cluster-wide; cursor 0 starts and ends a scan."""
+
+    async def dbsize(self) -> int: ...
+    async def flushall(self) -> None: ...
+    async def repair(self, key: bytes | None) -> dict[str, int]: ...
+
+    def info(self) -> dict[str, dict[str, object]]:
+        """INFO sections owned by the store: 'storage', 'cluster', 'keyspace' -> field: value."""
+
+    async def debug(self, args: list[bytes]) -> object:
+        """DEBUG fault hooks (only with --debug-commands): LOCALGET, PARTITION, HEAL, ..."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _quorum_error(error: QuorumNotReached) -> NoQuorum:
+    text = str(error)
+    if error.what == "write":
+        text += "; the value may be stored on the replicas that answered"
+    return NoQuorum(text)
+
+
+class ClusterBackend:
+    """`Backend` over the cluster facade; the only place cluster errors become client errors."""
+
+    def __init__(self, cluster, local_info) -> None:
+        self._cluster = cluster
+        self._local_info = local_info   # () -> dict of storage INFO fields
+
+    async def get(self, key: bytes) -> Current | None:
+        try:
+            siblings = await self._cluster.get(key)
+        except QuorumNotReached as error:
+            raise _quorum_error(error) from None
+        except PeerUnavailable as error:
+            raise NoQuorum(str(error)) from None
+        return versioning.winner(siblings, _now_ms())
+
+    async def get_many(self, keys: list[bytes]) -> list[Current | None]:
+        try:
+            results = await self._cluster.get_many(keys)
+        except QuorumNotReached as error:
+            raise _quorum_error(error) from None
+        now_ms = _now_ms()
+        return [versioning.winner(siblings, now_ms) for siblings in results]
+
+    async def put(self, key: bytes, value: bytes, expire_at_ms: int = 0,
+                  context: bytes | None = None) -> None:
+        parsed = None
+        if context is not None:
+            try:
+                parsed = versioning.parse_context(context)
+            except ValueError:
+                raise CommandError("invalid VCLOCK context") from None
+        try:
+            await self._cluster.put(key, value, expire_at_ms, parsed)
+        except QuorumNotReached as error:
+            raise _quorum_error(error) from None
+        except PeerUnavailable as error:
+            raise NoQuorum(str(error)) from None
+
+    async def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        try:
+            await self._cluster.put_many(items)
+        except QuorumNotReached as error:
+            raise _quorum_error(error) from None
+
+    async def mutate(self, key: bytes, mutator: str, args: list[bytes]) -> object:
+        try:
+            reply = await self._cluster.mutate(key, mutator, args)
+        except QuorumNotReached as error:
+            raise _quorum_error(error) from None
+        except PeerUnavailable as error:
+            raise NoQuorum(str(error)) from None
+        if isinstance(reply, Exception) and not isinstance(reply, CommandError):
+            # A forwarded mutation's error arrives as hiredis.ReplyError("PREFIX message").
+            prefix, _, message = str(reply).partition(" ")
+            return CommandError(message, prefix=prefix)
+        return reply
+
+    async def vclock(self, key: bytes) -> tuple[bytes, list[tuple[bytes | None, bytes, int]]]:
+        try:
+            siblings = await self._cluster.get(key)
+        except QuorumNotReached as error:
+            raise _quorum_error(error) from None
+        context = versioning.format_context(versioning.join_context(siblings))
+        views = [(s.value, versioning.format_clock(s).encode(), s.timestamp_ms)
+                 for s in versioning.ordered(siblings)]
+        return context.encode(), views
+
+    async def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        return await self._cluster.scan(cursor, count)
+
+    async def dbsize(self) -> int:
+        return await self._cluster.dbsize()
+
+    async def flushall(self) -> None:
+        try:
+            await self._cluster.flushall()
+        except QuorumNotReached as error:
+            raise _quorum_error(error) from None
+
+    async def repair(self, key: bytes | None) -> dict[str, int]:
+        try:
+            return await self._cluster.repair(key)
+        except QuorumNotReached as error:
+            raise _quorum_error(error) from None
+
+    def info(self) -> dict[str, dict[str, object]]:
+        cluster_info: Mapping[str, object] = self._cluster.info()
+        keyspace = {}
+        keys = cluster_info.get("local_keys", 0)
+        if keys:
+            keyspace["db0"] = f"keys={keys},expires={cluster_info.get('local_expires', 0)},avg_ttl=0"
+        public = {k: v for k, v in cluster_info.items() if not k.startswith("local_")}
+        return {"storage": dict(self._local_info()), "cluster": public, "keyspace": keyspace}
+
+    async def debug(self, args: list[bytes]) -> object:
+        return await self._cluster.debug(args)

@@ -1,0 +1,63 @@
+"""What a command is (CommandSpec) and what a handler sees (Session).
+
+Not the table: `commands/__init__.py` assembles the families' lists into `COMMANDS`.
+
+A handler is `async def handler(session: Session, args: list[bytes]) -> Reply`, where `args`
+excludes the command name. It parses, calls `session.backend`, and returns a reply value
+(`resp_kv.reply`); it raises `CommandError` for an error reply. It never touches a socket.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from resp_kv.backend import Backend
+    from resp_kv.config import Config
+
+Handler = Callable[["Session", list[bytes]], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One command: name, Redis arity (negative = at least), handler and COMMAND metadata."""
+
+    name: bytes                 # upper case, e.g. b"GET"
+    arity: int                  # Redis convention: counts the name; -3 = at least 3
+    handler: Handler
+    flags: tuple[str, ...] = ()  # COMMAND INFO flags: "write", "readonly", "fast", "noauth", ...
+    first_key: int = 0
+    last_key: int = 0
+    key_step: int = 0
+    group: str = "generic"      # COMMAND DOCS group: string, generic, connection, server
+    summary: str = ""
+    since: str = "1.0.0"
+    subcommands: tuple["CommandSpec", ...] = ()
+
+
+_client_ids = itertools.count(1)
+
+
+@dataclass(slots=True)
+class Session:
+    """Per-connection state, plus the node-wide services a handler may call.
+
+    Event-loop thread only. `server` is the node-wide `ServerState` (INFO counters, client list,
+    start time, config); the shell (`server.py`) owns sockets and closes on `closing`.
+    """
+
+    backend: "Backend"
+    server: Any                               # resp_kv.server_state.ServerState
+    config: "Config"
+    client_id: int = field(default_factory=lambda: next(_client_ids))
+    protocol: int = 2                         # 2 or 3, switched by HELLO
+    authenticated: bool = False
+    name: bytes = b""
+    lib_name: bytes = b""
+    lib_version: bytes = b""
+    address: str = ""
+    closing: bool = False                     # QUIT: reply, then close
+    last_command: bytes = b""
