@@ -1,0 +1,128 @@
+"""The fsync policy, applied at reply boundaries: nothing is acknowledged before it is as durable
+as `--fsync` promises, and the hot path pays one WAL write per batch, not one per command.
+
+Not the WAL itself (`storage/wal.py`): this module decides *when* the engine's buffered WAL bytes
+reach the OS (`wal_flush`) and the disk (`wal_sync`).
+
+    policy    before a reply (client or peer) is written      in the background
+    always    wal_flush + one fdatasync for every waiter      -
+              of this loop iteration (group commit)
+    everysec  wal_flush (bytes in the OS: survive kill -9)    fdatasync once a second, in a thread
+    no        wal_flush                                       never (the OS decides)
+
+Measured (issue 2): one WAL write per event-loop batch costs ~0.8 µs per SET at -P 16, one write
+per SET ~2.4 µs; an inline fdatasync (~0.15 ms) per batch beats handing it to a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+
+log = logging.getLogger("resp_kv.durability")
+
+
+class DurableStore:
+    """The node's `cluster.types.LocalStore`: the LSM engine plus the fsync policy.
+
+    Event-loop thread only, except `wal_sync`, which the engine makes safe from the everysec
+    thread. `barrier()` is what both servers call before writing replies.
+    """
+
+    def __init__(self, engine, policy: str) -> None:
+        self.engine = engine
+        self.policy = policy
+        self._dirty = False                     # WAL bytes buffered since the last wal_flush
+        self._unsynced = False                  # WAL bytes written since the last fdatasync
+        self._commit_waiters: list[asyncio.Future] = []
+        self._commit_scheduled = False
+        # Bound methods once: get/scan are on the read hot path.
+        self.get = engine.get
+        self.scan = engine.scan
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._dirty = True
+        self.engine.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._dirty = True
+        self.engine.delete(key)
+
+    def write_batch(self, ops) -> None:
+        self._dirty = True
+        self.engine.write_batch(ops)
+
+    def barrier(self) -> Awaitable[None] | None:
+        """Make buffered writes durable per policy before a reply goes out.
+
+        Returns None when nothing needs waiting (the common case: cheap to test), else a future
+        that resolves after the group commit (policy `always`).
+        """
+        if not self._dirty:
+            return None
+        if self.policy != "always":
+            self._flush()
+            return None
+        future = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append(future)
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            # call_soon: every writer of this loop iteration joins the same fdatasync.
+            asyncio.get_running_loop().call_soon(self._group_commit)
+        return future
+
+    async def durable(self) -> None:
+        """Return once everything written so far is durable per the policy (LocalStore)."""
+        waiter = self.barrier()
+        if waiter is not None:
+            await waiter
+
+    def _flush(self) -> None:
+        self._dirty = False
+        if self.engine.wal_flush():
+            self._unsynced = True
+
+    def _group_commit(self) -> None:
+        waiters, self._commit_waiters = self._commit_waiters, []
+        self._commit_scheduled = False
+        error: BaseException | None = None
+        try:
+            self._flush()
+            self.engine.wal_sync()
+            self._unsynced = False
+        except BaseException as exc:  # a failed fsync must fail the acks, never be ignored
+            log.error("WAL fsync failed: %s", exc)
+            error = exc
+        for future in waiters:
+            if not future.done():
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+    async def run_everysec(self, stop: asyncio.Event) -> None:
+        """Under `everysec`, fdatasync the WAL once a second in a thread until `stop` is set."""
+        if self.policy != "everysec":
+            return
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+            if self._dirty:
+                self._flush()
+            if self._unsynced:
+                self._unsynced = False
+                try:
+                    await asyncio.to_thread(self.engine.wal_sync)
+                except OSError as exc:
+                    self._unsynced = True
+                    log.error("background WAL fsync failed, will retry: %s", exc)
+
+    def close(self) -> None:
+        """Flush and sync what is buffered, then close the engine."""
+        if self._dirty:
+            self._flush()
+        self.engine.close()
+
