@@ -1,0 +1,165 @@
+"""The replica role (riak_kv vnode): this node's copy of the keys it stores, in the LocalStore.
+
+Not quorum logic (coordinator.py) and not hints (hints.py): a replica merges what it is given
+into what it has and stores the result. Key space (docs/contracts.md):
+
+    data_key := b"d" token:u64be key          -> versioning.encode_siblings(siblings)
+
+Storing data in token order makes a ring range, a SCAN page and a handoff stream one `scan()`.
+
+Invariant: every local change to a data key goes through `apply()` / `delete_all()`, which call
+each write listener `listener(key, token, old_encoded | None, new_encoded | None)` (the seam the
+Merkle trees hang on). `local_keys` counts data keys with at least one non-tombstone sibling and
+`local_expires` those of them with an expiry; an expired but not yet collected key still counts,
+as an expired key does in Redis until it is reclaimed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from cluster import versioning
+from cluster.types import LocalStore, Sibling
+
+DATA_PREFIX = b"d"          # on-disk: never change
+DATA_END = b"e"
+TOKEN_LIMIT = 1 << 64
+
+WriteListener = Callable[[bytes, int, "bytes | None", "bytes | None"], None]
+
+
+def data_key(token: int, key: bytes) -> bytes:
+    """Return the store key of `key`'s sibling set."""
+    return b"d" + token.to_bytes(8, "big") + key
+
+
+def split_data_key(store_key: bytes) -> tuple[int, bytes]:
+    """Return (token, key) from a data store key."""
+    return int.from_bytes(store_key[1:9], "big"), store_key[9:]
+
+
+def _liveness(siblings: list[Sibling]) -> tuple[int, int]:
+    """Return (1 if any non-tombstone sibling else 0, 1 if such a sibling expires else 0)."""
+    live = expiring = 0
+    for sibling in siblings:
+        if sibling.value is not None:
+            live = 1
+            if sibling.expire_at_ms:
+                expiring = 1
+    return live, expiring
+
+
+def is_live(siblings: list[Sibling], now_ms: int) -> bool:
+    """Return True if some sibling is neither a tombstone nor expired."""
+    return not versioning.is_dead(siblings, now_ms)
+
+
+class Replica:
+    """This node's stored sibling sets. Event-loop thread only; all methods but `apply_put` are
+    synchronous so the coordinator's single-node fast path never yields between read and write."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+        self.listeners: list[WriteListener] = []
+        self.local_keys = 0
+        self.local_expires = 0
+
+    def recount(self) -> None:
+        """Recount `local_keys`/`local_expires` with one scan of the data range (at start)."""
+        keys = expires = 0
+        decode = versioning.decode_siblings
+        for _, raw in self.store.scan(DATA_PREFIX, DATA_END):
+            live, expiring = _liveness(decode(raw))
+            keys += live
+            expires += expiring
+        self.local_keys, self.local_expires = keys, expires
+
+    def read(self, key: bytes, token: int) -> list[Sibling]:
+        """Return this node's siblings of `key` ([] if none)."""
+        raw = self.store.get(data_key(token, key))
+        return versioning.decode_siblings(raw) if raw is not None else []
+
+    def read_encoded(self, key: bytes, token: int) -> bytes | None:
+        return self.store.get(data_key(token, key))
+
+    def apply(self, key: bytes, token: int, incoming: list[Sibling]) -> list[Sibling]:
+        """Merge `incoming` into the stored siblings, store the result, return it.
+
+        A merge that changes nothing writes nothing (read repair and hints are idempotent).
+        """
+        old_raw = self.store.get(data_key(token, key))
+        local = versioning.decode_siblings(old_raw) if old_raw is not None else []
+        merged = versioning.sync(local, incoming) if local else versioning.sync(incoming, ())
+        self.store_merged(key, token, local, old_raw, merged)
+        return merged
+
+    def store_merged(self, key: bytes, token: int, local: list[Sibling], old_raw: bytes | None,
+                     merged: list[Sibling], store_key: bytes | None = None) -> None:
+        """Store `merged`, which replaces `local` (read as `old_raw`); the coordinator's hot
+        path calls this directly after `versioning.write`, skipping a second read and merge."""
+        new_raw = versioning.encode_siblings(merged)
+        if new_raw == old_raw:
+            return
+        self.store.put(store_key or data_key(token, key), new_raw)
+        self._account(local, merged)
+        if self.listeners:
+            for listener in self.listeners:
+                listener(key, token, old_raw, new_raw)
+
+    async def apply_put(self, key: bytes, token: int, incoming: list[Sibling]) -> list[Sibling]:
+        """`apply()`, then wait until the write is as durable as the fsync policy promises."""
+        merged = self.apply(key, token, incoming)
+        await self.store.durable()
+        return merged
+
+    def _account(self, old: list[Sibling], new: list[Sibling]) -> None:
+        if len(old) == 1 and len(new) == 1:     # hot path: an overwrite without conflicts
+            o, n = old[0], new[0]
+            if (o.value is None) == (n.value is None) and bool(o.expire_at_ms) == bool(n.expire_at_ms):
+                return
+        old_live, old_exp = _liveness(old)
+        new_live, new_exp = _liveness(new)
+        self.local_keys += new_live - old_live
+        self.local_expires += new_exp - old_exp
+
+    def scan_range(self, start_token: int, end_token: int | None = None
+                   ) -> Iterator[tuple[int, bytes, bytes]]:
+        """Yield (token, key, encoded siblings) for tokens in [start_token, end_token)."""
+        start = DATA_PREFIX + start_token.to_bytes(8, "big")
+        end = DATA_END if end_token is None or end_token >= TOKEN_LIMIT else (
+            DATA_PREFIX + end_token.to_bytes(8, "big"))
+        for store_key, raw in self.store.scan(start, end):
+            yield int.from_bytes(store_key[1:9], "big"), store_key[9:], raw
+
+    def scan_live(self, cursor: int, count: int, now_ms: int, budget: int = 0
+                  ) -> tuple[list[tuple[int, bytes]], int]:
+        """Return live (token, key) pairs from token `cursor` on, and the token scanned up to.
+
+        Stops at a token boundary once `count` keys are collected (so a token's keys are never
+        split between pages), or after `budget` records (default 10 * count + 100) so a range of
+        dead keys cannot stall the loop. The second value is the first token NOT yet covered, or
+        TOKEN_LIMIT when the whole range was scanned.
+        """
+        budget = budget or 10 * count + 100
+        found: list[tuple[int, bytes]] = []
+        decode = versioning.decode_siblings
+        last_token = -1
+        for token, key, raw in self.scan_range(cursor):
+            if token != last_token and (len(found) >= count or budget <= 0):
+                return found, token
+            last_token = token
+            budget -= 1
+            if is_live(decode(raw), now_ms):
+                found.append((token, key))
+        return found, TOKEN_LIMIT
+
+    def delete_all(self) -> int:
+        """Delete every data key (FLUSHALL); return how many were deleted."""
+        doomed = list(self.store.scan(DATA_PREFIX, DATA_END))
+        for store_key, raw in doomed:
+            self.store.delete(store_key)
+            token, key = split_data_key(store_key)
+            for listener in self.listeners:
+                listener(key, token, raw, None)
+        self.local_keys = self.local_expires = 0
+        return len(doomed)

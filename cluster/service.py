@@ -1,0 +1,308 @@
+"""The `Cluster` facade: everything resp_kv may ask of the replicated store (docs/contracts.md).
+
+Not quorum logic (coordinator.py), storage of siblings (replica.py), hints (hints.py), the peer
+protocol (transport.py, peer_server.py) or membership (gossip.py): this file wires them and owns
+the single-node fast path.
+
+Single-node fast path. When the ring holds only this node (N_eff = R_eff = W_eff = 1), a request
+never touches the network code: get/put/mutate read and write the local replica synchronously,
+without creating a task or a future (the budget is ~1.5 µs of cluster work per SET). Durability
+is not awaited here: both servers call `DurableStore.barrier()` before writing replies, which is
+the fsync policy's one batching point (resp_kv/durability.py); the peer server does the same for
+peer acks.
+
+Key space in the LocalStore (docs/contracts.md): b"d" data (replica.py), b"h" hints (hints.py),
+b"m" metadata, b"t" Merkle (merkle.py, not ours):
+
+    meta_key := b"m" name          b"mincarnation" -> ascii hex incarnation (kv679)
+
+Tombstone GC (`compaction_filter`): a data record whose siblings are all dead (tombstones or
+expired) is dropped by compaction only while the cluster has one node. With peers it is kept,
+because a replica that missed the delete could otherwise resurrect the key through read repair,
+hints or anti-entropy; the Merkle anti-entropy work gates GC on verified syncs later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from collections.abc import Mapping
+
+from cluster import versioning
+from cluster.clock import Clock, SystemClock
+from cluster.hints import HintStore
+from cluster.replica import TOKEN_LIMIT, Replica, data_key
+from cluster.types import Context, LocalStore, Mutator, Sibling, key_token
+
+log = logging.getLogger("cluster.service")
+
+INCARNATION_KEY = b"mincarnation"   # on-disk: never change
+
+# Order of the "# Cluster" INFO fields (DESIGN.md §4).
+_INFO_COUNTERS = ("read_repairs", "conflicts_detected", "repair_runs", "repair_keys_sent",
+                  "repair_keys_received", "repair_bytes_sent", "repair_bytes_received")
+
+
+class Cluster:
+    """The replicated store as one object. Event-loop thread only, except `compaction_filter`,
+    which the storage engine calls from its compaction thread (it only reads)."""
+
+    def __init__(self, config, store: LocalStore, mutators: Mapping[str, Mutator],
+                 clock: Clock | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.mutators = mutators
+        self.clock = clock or SystemClock()
+        self.node_id = config.node_id
+        self.replica = Replica(store)
+        self.hints = HintStore(store, self.clock, config.hint_max_bytes, config.hint_max_age_s)
+        self.stats = dict.fromkeys(_INFO_COUNTERS, 0)
+        self.antientropy = None
+        self.incarnation = self._load_incarnation()
+        self.actor = f"{self.node_id}@{self.incarnation}"
+        # Multi-node machinery (built in start()); None while this is a cluster of one.
+        self.coordinator = None
+        self.network = None
+        # The single-node fast path is taken while this is True (ring == {self}).
+        self.solo = True
+        # (live, expiring) records dropped by compaction, drained by info(); appended from the
+        # compaction thread (deque.append is atomic).
+        self._gc_dropped: deque[tuple[int, int]] = deque()
+        self._started = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def _load_incarnation(self) -> str:
+        """Return this data dir's incarnation, minting and storing a fresh one if absent (kv679)."""
+        raw = self.store.get(INCARNATION_KEY)
+        if raw is not None:
+            return raw.decode()
+        incarnation = os.urandom(4).hex()
+        self.store.put(INCARNATION_KEY, incarnation.encode())
+        return incarnation
+
+    async def start(self) -> None:
+        """Count local keys and hints, make the incarnation durable, join the cluster."""
+        await self.store.durable()       # the incarnation must be on disk before any dot
+        self.replica.recount()
+        self.hints.recount()
+        network = _build_network(self)
+        if network is not None:
+            self.network = network
+            await network.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        """Stop background work and close peer connections (the store is closed by node.py)."""
+        if self.network is not None:
+            await self.network.stop()
+        self._started = False
+
+    def set_solo(self, solo: bool, coordinator=None) -> None:
+        """Switch between the single-node fast path and the coordinator (membership changes)."""
+        self.solo = solo
+        if coordinator is not None:
+            self.coordinator = coordinator
+
+    # --- reads and writes ---------------------------------------------------------------------
+
+    async def get(self, key: bytes) -> list[Sibling]:
+        """Return the key's merged siblings after R replicas answered."""
+        if self.solo:
+            return self.replica.read(key, key_token(key))
+        return await self.coordinator.get(key)
+
+    async def get_many(self, keys: list[bytes]) -> list[list[Sibling]]:
+        if self.solo:
+            read = self.replica.read
+            return [read(key, key_token(key)) for key in keys]
+        return list(await asyncio.gather(*(self.coordinator.get(key) for key in keys)))
+
+    async def put(self, key: bytes, value: bytes | None, expire_at_ms: int = 0,
+                  context: Context | None = None) -> None:
+        """Store `value` (None = delete) over `context` (None = the coordinator's local
+        versions); return after W acks, else raise QuorumNotReached."""
+        if self.solo:
+            self.local_write(key, key_token(key), value, expire_at_ms, context)
+            return
+        await self.coordinator.put(key, value, expire_at_ms, context)
+
+    async def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        if self.solo:
+            for key, value in items:
+                self.local_write(key, key_token(key), value, 0, None)
+            return
+        await asyncio.gather(*(self.coordinator.put(key, value, 0, None) for key, value in items))
+
+    def local_write(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
+                    context: Context | None, local: list[Sibling] | None = None,
+                    old_raw: bytes | None = None) -> Sibling:
+        """Mint a write with this node's actor and apply it to the local replica; return the new
+        sibling. `local`/`old_raw` may be passed by a caller that has just read them."""
+        store_key = data_key(token, key)
+        if local is None:
+            old_raw = self.store.get(store_key)
+            local = versioning.decode_siblings(old_raw) if old_raw is not None else []
+        if context is None:
+            # Hot path (bench: SET -P 16): the join of the local siblings covers all of them,
+            # so the new sibling replaces them all; same result as versioning.write.
+            actor = self.actor
+            joined = versioning.join_context(local) if local else {}
+            new = Sibling((actor, joined.get(actor, 0) + 1), joined, value,
+                          self.clock.wall_ms(), expire_at_ms)
+            survivors = [new]
+        else:
+            new, survivors = versioning.write(local, context, self.actor, value,
+                                              self.clock.wall_ms(), expire_at_ms)
+        self.replica.store_merged(key, token, local, old_raw, survivors, store_key)
+        return new
+
+    async def mutate(self, key: bytes, name: str, args: list[bytes]) -> object:
+        """Run the mutator `name` at the key's coordinator, serialized per key; return its reply."""
+        if self.solo:
+            return self.local_mutate(key, name, args)
+        return await self.coordinator.mutate(key, name, args)
+
+    def local_mutate(self, key: bytes, name: str, args: list[bytes]) -> object:
+        """Single-node read-modify-write: no await between read and write, so no lock needed."""
+        token = key_token(key)
+        old_raw = self.store.get(data_key(token, key))
+        local = versioning.decode_siblings(old_raw) if old_raw is not None else []
+        now_ms = self.clock.wall_ms()
+        outcome = self.mutators[name](versioning.winner(local, now_ms), args, now_ms)
+        write = outcome.write
+        if write is not None:
+            self.local_write(key, token, write.value, write.expire_at_ms,
+                             versioning.join_context(local), local, old_raw)
+        return outcome.reply
+
+    # --- whole-keyspace operations ------------------------------------------------------------
+
+    async def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        """Return (next cursor, live keys). The cursor is a ring token: keys come in token order,
+        a token's keys are never split between pages, 0 starts and ends a scan."""
+        if not self.solo:
+            return await self.coordinator.scan(cursor, count)
+        found, upto = self.replica.scan_live(cursor, max(count, 1), self.clock.wall_ms())
+        return (0 if upto >= TOKEN_LIMIT else upto), [key for _, key in found]
+
+    async def dbsize(self) -> int:
+        """Live keys cluster-wide. One node: its key count (an expired key not yet collected
+        still counts, as in Redis). Several: see Coordinator.dbsize."""
+        if self.solo:
+            self._drain_gc()
+            return self.replica.local_keys
+        return await self.coordinator.dbsize()
+
+    async def flushall(self) -> None:
+        """Delete every key on every node; QuorumNotReached if a node is down."""
+        if self.solo:
+            self.replica.delete_all()
+            self.hints.clear()
+            await self.store.durable()
+            return
+        await self.coordinator.flushall()
+
+    async def repair(self, key: bytes | None) -> dict[str, int]:
+        """Anti-entropy now (all ranges, or one key). Delegates to the attached AntiEntropy;
+        without one, a key is repaired by a quorum read (read repair) and stats are zero."""
+        if self.antientropy is not None:
+            return await self.antientropy.repair(key)
+        started = self.clock.monotonic()
+        if key is not None and not self.solo:
+            await self.coordinator.get(key, repair_all=True)
+        stats = {"peers": 0, "ranges_compared": 0, "ranges_differing": 0, "keys_sent": 0,
+                 "keys_received": 0, "bytes_sent": 0, "bytes_received": 0}
+        stats["duration_ms"] = int((self.clock.monotonic() - started) * 1000)
+        self.stats["repair_runs"] += 1
+        return stats
+
+    def attach_antientropy(self, antientropy) -> None:
+        """Install the Merkle anti-entropy service; `repair()` delegates to it from now on."""
+        self.antientropy = antientropy
+
+    # --- seams --------------------------------------------------------------------------------
+
+    def add_write_listener(self, listener) -> None:
+        """Call `listener(key, token, old_encoded | None, new_encoded | None)` on every local
+        change to a data key (Merkle trees hang here)."""
+        self.replica.listeners.append(listener)
+
+    def compaction_filter(self, key: bytes, value: bytes, now_ms: int) -> bool:
+        """Return True to drop `key` during compaction (see the module docstring: only dead data
+        records, and only while this is a single-node cluster). Runs on the compaction thread."""
+        if key[:1] != b"d" or not self.solo:
+            return False
+        try:
+            siblings = versioning.decode_siblings(value)
+        except ValueError:
+            return False
+        if not versioning.is_dead(siblings, now_ms):
+            return False
+        live = expiring = 0
+        for sibling in siblings:
+            if sibling.value is not None:
+                live = 1
+                expiring |= bool(sibling.expire_at_ms)
+        if live:
+            self._gc_dropped.append((live, expiring))
+        return True
+
+    def _drain_gc(self) -> None:
+        dropped = self._gc_dropped
+        while dropped:
+            live, expiring = dropped.popleft()
+            self.replica.local_keys -= live
+            self.replica.local_expires -= expiring
+
+    # --- introspection ------------------------------------------------------------------------
+
+    def info(self) -> dict[str, object]:
+        """DESIGN.md §4 "# Cluster" fields in order, then local_keys and local_expires."""
+        self._drain_gc()
+        config = self.config
+        if self.network is not None:
+            nodes, up = self.network.node_counts()
+        else:
+            nodes, up = 1, 1
+        n_eff = min(config.replicas, nodes)
+        fields: dict[str, object] = {
+            "node_id": self.node_id,
+            "cluster_nodes": nodes,
+            "cluster_nodes_up": up,
+            "replicas": n_eff,
+            "read_quorum": min(config.read_quorum, n_eff),
+            "write_quorum": min(config.write_quorum, n_eff),
+            "vnodes": config.vnodes,
+            "hints_pending": self.hints.pending,
+            "hints_delivered": self.hints.delivered,
+            "hints_dropped": self.hints.dropped,
+        }
+        fields.update(self.stats)
+        fields["local_keys"] = self.replica.local_keys
+        fields["local_expires"] = self.replica.local_expires
+        return fields
+
+    async def debug(self, args: list[bytes]) -> object:
+        """DEBUG hooks (the front end gates them behind --debug-commands):
+        LOCALGET key, LOCALVCLOCK key, PARTITION node..., HEAL, REMOVENODE node."""
+        from cluster.debug import run_debug
+        return await run_debug(self, args)
+
+    async def remove_node(self, node_id: str) -> None:
+        """Remove a dead node from the ring for good (operator command)."""
+        if self.network is None:
+            raise ValueError("this node has no peers")
+        await self.network.remove_node(node_id)
+
+
+def _build_network(cluster: Cluster):
+    """Build the multi-node machinery (peer server, transport, gossip, coordinator)."""
+    try:
+        from cluster.network import Network
+    except ImportError:          # multi-node modules not landed yet: single node only
+        log.warning("cluster.network unavailable: running as a single node")
+        return None
+    return Network(cluster)

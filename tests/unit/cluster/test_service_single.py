@@ -1,0 +1,136 @@
+"""The Cluster facade as a cluster of one: the fast path, mutate, scan, flush, GC, restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cluster import versioning
+from cluster.service import Cluster
+from cluster.types import Outcome, Write
+from resp_kv.config import ClusterConfig
+from tests.helpers.fake_network import FakeClock, MemoryStore
+
+
+def _incr(current, args, now_ms):
+    value = int(current.value) + 1 if current is not None else 1
+    return Outcome(value, Write(str(value).encode()))
+
+
+def _del(current, args, now_ms):
+    return Outcome(int(current is not None), Write(None) if current is not None else None)
+
+
+MUTATORS = {"incr": _incr, "del": _del}
+
+
+def _cluster(store=None, clock=None) -> Cluster:
+    config = ClusterConfig(node_id="solo", seeds=())
+    return Cluster(config, store or MemoryStore(), MUTATORS, clock or FakeClock())
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_single_node_put_get_roundtrip_and_overwrite() -> None:
+    async def scenario():
+        cluster = _cluster()
+        await cluster.start()
+        await cluster.put(b"k", b"v1")
+        await cluster.put(b"k", b"v2")
+        siblings = await cluster.get(b"k")
+        assert [s.value for s in siblings] == [b"v2"]
+        assert cluster.info()["local_keys"] == 1
+        assert await cluster.dbsize() == 1
+        await cluster.stop()
+    run(scenario())
+
+
+def test_single_node_stale_context_makes_siblings_and_join_resolves() -> None:
+    async def scenario():
+        cluster = _cluster()
+        await cluster.start()
+        await cluster.put(b"k", b"a")
+        await cluster.put(b"k", b"b", context={})
+        siblings = await cluster.get(b"k")
+        assert sorted(s.value for s in siblings) == [b"a", b"b"]
+        await cluster.put(b"k", b"c", context=versioning.join_context(siblings))
+        assert [s.value for s in await cluster.get(b"k")] == [b"c"]
+    run(scenario())
+
+
+def test_single_node_mutate_and_delete_counts_keys() -> None:
+    async def scenario():
+        cluster = _cluster()
+        await cluster.start()
+        assert await cluster.mutate(b"n", "incr", []) == 1
+        assert await cluster.mutate(b"n", "incr", []) == 2
+        assert cluster.info()["local_keys"] == 1
+        assert await cluster.mutate(b"n", "del", []) == 1
+        assert await cluster.mutate(b"n", "del", []) == 0
+        assert cluster.info()["local_keys"] == 0
+        assert versioning.winner(await cluster.get(b"n"), 0) is None
+    run(scenario())
+
+
+def test_single_node_scan_pages_cover_every_key_once() -> None:
+    async def scenario():
+        cluster = _cluster()
+        await cluster.start()
+        keys = {f"key:{i}".encode() for i in range(250)}
+        await cluster.put_many([(k, b"x") for k in keys])
+        await cluster.mutate(b"key:7", "del", [])
+        seen, cursor = [], 0
+        while True:
+            cursor, page = await cluster.scan(cursor, 10)
+            seen += page
+            if cursor == 0:
+                break
+        assert sorted(seen) == sorted(keys - {b"key:7"})
+    run(scenario())
+
+
+def test_single_node_incarnation_persists_and_fresh_dir_gets_a_new_one() -> None:
+    store = MemoryStore()
+    first, again, other = _cluster(store), _cluster(store), _cluster(MemoryStore())
+    assert first.actor == again.actor
+    assert first.actor != other.actor
+
+
+def test_compaction_filter_drops_dead_records_only_single_node() -> None:
+    async def scenario():
+        store = MemoryStore()
+        cluster = _cluster(store)
+        await cluster.start()
+        await cluster.put(b"gone", b"v")
+        await cluster.mutate(b"gone", "del", [])
+        await cluster.put(b"kept", b"v")
+        filtered = {k: cluster.compaction_filter(k, v, 0) for k, v in store.data.items()}
+        assert sum(filtered.values()) == 1
+        assert [k for k, drop in filtered.items() if drop][0].endswith(b"gone")
+        cluster.solo = False
+        assert not any(cluster.compaction_filter(k, v, 0) for k, v in store.data.items())
+    run(scenario())
+
+
+def test_info_fields_in_design_order() -> None:
+    cluster = _cluster()
+    assert list(cluster.info()) == [
+        "node_id", "cluster_nodes", "cluster_nodes_up", "replicas", "read_quorum",
+        "write_quorum", "vnodes", "hints_pending", "hints_delivered", "hints_dropped",
+        "read_repairs", "conflicts_detected", "repair_runs", "repair_keys_sent",
+        "repair_keys_received", "repair_bytes_sent", "repair_bytes_received",
+        "local_keys", "local_expires"]
+    assert cluster.info()["replicas"] == 1
+
+
+def test_debug_localget_and_localvclock() -> None:
+    async def scenario():
+        cluster = _cluster()
+        await cluster.start()
+        await cluster.put(b"k", b"v")
+        assert await cluster.debug([b"LOCALGET", b"k"]) == b"v"
+        assert await cluster.debug([b"LOCALGET", b"nope"]) is None
+        context, siblings = await cluster.debug([b"LOCALVCLOCK", b"k"])
+        assert context == f"{cluster.actor}:1".encode() and siblings[0][0] == b"v"
+    run(scenario())
