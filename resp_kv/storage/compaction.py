@@ -1,0 +1,96 @@
+"""Compaction: which tables to merge (`pick`, pure) and how to merge them (`merge`, `compact`).
+
+Strategy: size-tiered by level (the shape of Cassandra's STCS / leveldb's L0 rule). A flush
+writes a level-0 table. When some level L holds `l0_compaction_trigger` tables or more, all of
+level L is merged into one table at level L+1. Tables stay ordered newest first with levels
+never decreasing, so the tables of one level are contiguous and a merge's output takes their
+place. Why tiered and not leveled: every byte is rewritten about log_T(total / memtable) times
+instead of ~10x per level, which matters most here because the merge runs in Python on the
+serving process; point reads stay cheap thanks to the bloom filters, and the number of tables is
+still logarithmic in the data size. `compact()` merges every table into one (a full compaction).
+
+The merge is a k-way heap merge where, for equal keys, the newest source wins.
+
+Garbage rule (what may disappear during a merge):
+  * A tombstone is dropped only when the merge includes the oldest table of the store (it is a
+    "bottom" merge): nothing older remains below that it could uncover. Otherwise it is kept.
+  * The compaction filter `fn(key, value, now_ms) -> True` is consulted for live records only,
+    never for tombstones. A record it rejects is dropped in a bottom merge; in any other merge
+    it is rewritten as a tombstone, so an older version of the key below cannot resurrect.
+  * Memtable flushes never drop anything and never call the filter.
+
+Pacing: the merge runs on the store's background thread. `paced` yields the GIL (`sleep(0)`)
+every few hundred records so the event loop waits at most one short chunk for it, instead of a
+whole switch interval (5 ms) or the whole merge; see bench/storage_stall.py for the numbers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+CompactionFilter = Callable[[bytes, bytes, int], bool]
+Entry = tuple[bytes, bytes | None]
+
+PACE_RECORDS = 128           # records merged between two GIL yields (bench/storage_stall.py)
+
+
+class Aborted(Exception):
+    """The store is closing; a merge in progress gives up (its output file is deleted)."""
+
+
+def pick(levels: list[int], trigger: int) -> tuple[int, int, int] | None:
+    """Choose a merge. `levels`: table levels, newest first.
+
+    Return (start, stop, out_level): merge tables[start:stop] into one table at out_level; or
+    None when no level holds `trigger` tables.
+    """
+    for level in sorted(set(levels)):
+        idx = [i for i, lv in enumerate(levels) if lv == level]
+        if len(idx) >= max(2, trigger):
+            return idx[0], idx[-1] + 1, level + 1
+    return None
+
+
+def _tagged(rank: int, source: Iterable[Entry]) -> Iterator[tuple[bytes, int, bytes | None]]:
+    for key, value in source:
+        yield key, rank, value
+
+
+def merge(sources: list[Iterable[Entry]]) -> Iterator[Entry]:
+    """Merge sorted sources (newest first) into one sorted stream; newest wins per key."""
+    last = None
+    for key, _, value in heapq.merge(*(_tagged(r, s) for r, s in enumerate(sources))):
+        if key != last:
+            last = key
+            yield key, value
+
+
+def collect_garbage(entries: Iterable[Entry], bottom: bool, fn: CompactionFilter | None,
+                    now_ms: int) -> Iterator[Entry]:
+    """Apply the garbage rule of the module docstring to a merged stream."""
+    for key, value in entries:
+        if value is None:
+            if not bottom:
+                yield key, None
+        elif fn is not None and fn(key, value, now_ms):
+            if not bottom:
+                yield key, None
+        else:
+            yield key, value
+
+
+def paced(entries: Iterable[Entry], should_stop: Callable[[], bool],
+          every: int = PACE_RECORDS) -> Iterator[Entry]:
+    """Pass `entries` through, yielding the GIL every `every` records; raise Aborted on stop."""
+    n = 0
+    sleep = time.sleep
+    for entry in entries:
+        yield entry
+        n += 1
+        if n >= every:
+            n = 0
+            sleep(0)
+            if should_stop():
+                raise Aborted

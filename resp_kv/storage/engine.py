@@ -1,0 +1,363 @@
+"""LSMStore: the storage engine facade (ordered bytes -> bytes), in the shape of leveldb's DBImpl.
+
+Write path: `put`/`delete`/`write_batch` append a WAL record to an in-memory buffer (wal.py) and
+insert into the active memtable (memtable.py); the caller writes the buffer out once per
+event-loop batch with `wal_flush()` and applies the fsync policy with `wal_sync()`. A memtable
+past `memtable_limit_bytes` is frozen, a new WAL segment starts, and the store's background
+thread writes the frozen memtable to a level-0 SSTable (sstable.py), commits a new manifest
+(manifest.py), publishes the result and deletes the old WAL segment. The same thread runs the
+size-tiered compaction described in compaction.py. At most MAX_IMMUTABLES frozen memtables may
+wait for it; past that, a write blocks until one is flushed (back-pressure, bounded memory).
+
+Read path: active memtable, frozen memtables newest first, then SSTables newest first; the first
+source that knows the key wins (a tombstone reads as None).
+
+Threads: every public method except `wal_sync` is for one thread (the event loop). The
+background thread never touches the active memtable; it publishes flush and compaction results
+by assigning `_version`, a (frozen memtables, tables) tuple, under `_cv`. Readers take one
+reference to the tuple and never lock. Only the background thread (and `open`) write manifests.
+
+Recovery (`open`): read the manifest, delete files it does not reference, open its tables,
+replay the WAL segments it still needs (torn tails truncated, see wal.py) into a memtable, write
+that memtable to a table, commit a manifest, delete the replayed segments, start a fresh one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from resp_kv.config import StorageConfig
+
+from .compaction import Aborted, CompactionFilter, collect_garbage, merge, paced, pick
+from .env import Env, OsEnv
+from .errors import CorruptionError, StorageClosed
+from .format import SST_SUFFIX, TMP_SUFFIX, WAL_SUFFIX, parse_number, sst_name, wal_name
+from .manifest import ManifestState, TableMeta, load_manifest, store_manifest
+from .memtable import Memtable
+from .sstable import MISSING, SSTableReader, write_table
+from .wal import Wal, replay_segment
+
+log = logging.getLogger("resp_kv.storage")
+
+MAX_IMMUTABLES = 4
+
+
+class _Table(SSTableReader):
+    """An open SSTable plus its manifest entry."""
+
+    def __init__(self, env: Env, path: Path, meta: TableMeta) -> None:
+        super().__init__(env, path)
+        self.meta = meta
+
+
+class LSMStore:
+    """See the module docstring. Open with `LSMStore.open`; always `close()`."""
+
+    def __init__(self, directory: Path, config: StorageConfig, env: Env,
+                 compaction_filter: CompactionFilter | None) -> None:
+        self._dir, self._config, self._env = directory, config, env
+        self._filter = compaction_filter
+        self._limit = config.memtable_limit_bytes
+        self._closed = False
+        self._cv = threading.Condition()
+        self._file_lock = threading.Lock()
+        self._next_file = 1
+        self._log_number = 0
+        self._version: tuple[tuple[Memtable, ...], tuple[_Table, ...]] = ((), ())
+        self._stop = False
+        self._bg_error: BaseException | None = None
+        self._full_requested = self._full_done = 0
+        self._flushes = self._compactions = self._retired_bloom_negatives = 0
+
+    # -- opening and recovery ---------------------------------------------------------------
+    @classmethod
+    def open(cls, directory: Path, config: StorageConfig, env: Env | None = None,
+             compaction_filter: CompactionFilter | None = None) -> LSMStore:
+        store = cls(Path(directory), config, env or OsEnv(), compaction_filter)
+        store._recover()
+        store._thread = threading.Thread(target=store._run, name="resp-kv-storage", daemon=True)
+        store._thread.start()
+        return store
+
+    def _recover(self) -> None:
+        env, d = self._env, self._dir
+        env.makedirs(d)
+        state = load_manifest(env, d)
+        live = {t.file_no for t in state.tables}
+        wal_numbers, max_seen = [], 0
+        for name in env.listdir(d):
+            sst, wal = parse_number(name, SST_SUFFIX), parse_number(name, WAL_SUFFIX)
+            max_seen = max(max_seen, sst or 0, wal or 0)
+            if name.endswith(TMP_SUFFIX) or (sst is not None and sst not in live) or \
+                    (wal is not None and wal < state.log_number):
+                env.remove(d / name)
+            elif wal is not None:
+                wal_numbers.append(wal)
+        tables = [self._open_table(meta) for meta in state.tables]
+        mem = Memtable(0)
+        for number in sorted(wal_numbers):
+            for key, value in replay_segment(env, d / wal_name(number)):
+                mem.put(key, value)
+        self._next_file = max(state.next_file, max_seen + 1)
+        self._log_number = wal_number = self._new_file_number()
+        if len(mem):
+            tables.insert(0, self._write_memtable(mem, lambda: False))
+        self._version = ((), tuple(tables))
+        self._store_manifest(self._version[1])
+        for number in wal_numbers:
+            env.remove(d / wal_name(number))
+        self._mem = Memtable(wal_number)
+        self._wal = Wal(env, d, wal_number)
+
+    def _open_table(self, meta: TableMeta) -> _Table:
+        path = self._dir / sst_name(meta.file_no)
+        if not self._env.exists(path):
+            raise CorruptionError(path, "listed in the manifest but missing")
+        return _Table(self._env, path, meta)
+
+    def _new_file_number(self) -> int:
+        with self._file_lock:
+            number = self._next_file
+            self._next_file += 1
+            return number
+
+    def _store_manifest(self, tables: tuple[_Table, ...]) -> None:
+        with self._file_lock:
+            next_file = self._next_file
+        store_manifest(self._env, self._dir, ManifestState(
+            next_file, self._log_number, tuple(t.meta for t in tables)))
+
+    # -- the hot path (event-loop thread) ------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        if self._closed:
+            raise StorageClosed()
+        value = self._mem.data.get(key, MISSING)
+        if value is not MISSING:
+            return value
+        imms, tables = self._version
+        for mem in imms:
+            value = mem.data.get(key, MISSING)
+            if value is not MISSING:
+                return value
+        for table in tables:
+            value = table.get(key)
+            if value is not MISSING:
+                return value
+        return None
+
+    def put(self, key: bytes, value: bytes) -> None:
+        if self._closed:
+            raise StorageClosed()
+        self._wal.append_put(key, value)
+        mem = self._mem
+        mem.put(key, value)
+        if mem.approx_bytes > self._limit:
+            self._freeze()
+
+    def delete(self, key: bytes) -> None:
+        if self._closed:
+            raise StorageClosed()
+        self._wal.append_delete(key)
+        mem = self._mem
+        mem.put(key, None)
+        if mem.approx_bytes > self._limit:
+            self._freeze()
+
+    def write_batch(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+        """Apply puts (value) and deletes (None) atomically with respect to a crash."""
+        if self._closed:
+            raise StorageClosed()
+        if not ops:
+            return
+        self._wal.append_batch(ops)
+        mem = self._mem
+        for key, value in ops:
+            mem.put(key, value)
+        if mem.approx_bytes > self._limit:
+            self._freeze()
+
+    def scan(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Live entries with start <= key < end, ascending. A snapshot of the tables, not of
+        the active memtable: writes made during the scan may or may not be seen."""
+        if self._closed:
+            raise StorageClosed()
+        imms, tables = self._version
+        sources = [self._mem.items(start, end)]
+        sources += [m.items(start, end) for m in imms]
+        sources += [t.items(start, end) for t in tables]
+        merged = sources[0] if len(sources) == 1 else merge(sources)
+        return ((k, v) for k, v in merged if v is not None)
+
+    def wal_flush(self) -> int:
+        """Write the buffered WAL records to the OS in one write(); return the byte count."""
+        if self._closed:
+            raise StorageClosed()
+        return self._wal.flush()
+
+    def wal_sync(self) -> None:
+        """fdatasync the WAL. Safe from any thread; a no-op once the store is closed."""
+        if not self._closed:
+            self._wal.sync()
+
+    def _freeze(self) -> None:
+        """Make the active memtable immutable and hand it to the background thread."""
+        with self._cv:
+            while len(self._version[0]) >= MAX_IMMUTABLES and self._bg_error is None:
+                self._cv.wait()
+            self._raise_bg_error()
+        number = self._new_file_number()
+        self._wal.rotate(number)
+        old, self._mem = self._mem, Memtable(number)
+        with self._cv:
+            imms, tables = self._version
+            self._version = ((old, *imms), tables)
+            self._cv.notify_all()
+
+    # -- blocking maintenance (tests, DEBUG hooks) --------------------------------------------
+    def flush(self) -> None:
+        """Write the memtable to an SSTable now; return when every frozen memtable is flushed."""
+        if self._closed:
+            raise StorageClosed()
+        if len(self._mem):
+            self._freeze()
+        with self._cv:
+            while self._version[0] and self._bg_error is None:
+                self._cv.wait()
+            self._raise_bg_error()
+
+    def compact(self) -> None:
+        """Flush, then merge every table into one; return when done."""
+        self.flush()
+        with self._cv:
+            self._full_requested += 1
+            target = self._full_requested
+            self._cv.notify_all()
+            while self._full_done < target and self._bg_error is None:
+                self._cv.wait()
+            self._raise_bg_error()
+
+    def set_compaction_filter(self, fn: CompactionFilter | None) -> None:
+        self._filter = fn
+
+    def _raise_bg_error(self) -> None:
+        if self._bg_error is not None:
+            raise self._bg_error
+
+    def close(self) -> None:
+        """Stop the background thread, write and sync the WAL, close every file. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        self._thread.join()
+        self._wal.close()
+        for table in self._version[1]:
+            table.close()
+
+    def stats(self) -> dict[str, int | str]:
+        imms, tables = self._version
+        mems = (self._mem, *imms)
+        return {
+            "fsync_policy": self._config.fsync,
+            "wal_bytes": self._wal.bytes_written + len(self._wal.buffer),
+            "memtable_keys": sum(len(m) for m in mems),
+            "memtable_bytes": sum(m.approx_bytes for m in mems),
+            "sstables": len(tables),
+            "sstable_bytes": sum(t.size for t in tables),
+            "flushes": self._flushes,
+            "compactions": self._compactions,
+            "bloom_negatives": self._retired_bloom_negatives + sum(t.bloom_negatives for t in tables),
+        }
+
+    # -- background thread --------------------------------------------------------------------
+    def _stopping(self) -> bool:
+        return self._stop
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                job = self._next_job()
+                while job is None and not self._stop:
+                    self._cv.wait()
+                    job = self._next_job()
+                if self._stop:
+                    return
+            try:
+                job()
+            except Aborted:
+                return
+            except BaseException as exc:       # surfaced by flush()/compact()/put back-pressure
+                log.exception("storage background thread failed")
+                with self._cv:
+                    self._bg_error = exc
+                    self._cv.notify_all()
+                return
+            with self._cv:
+                self._cv.notify_all()
+
+    def _next_job(self):
+        imms, tables = self._version
+        if imms:
+            return lambda: self._flush_immutable(imms[-1])
+        if self._full_requested > self._full_done:
+            target = self._full_requested
+            return lambda: self._compact_range(0, len(tables), None, target)
+        choice = pick([t.meta.level for t in tables], self._config.l0_compaction_trigger)
+        if choice is not None:
+            return lambda: self._compact_range(*choice, None)
+        return None
+
+    def _write_memtable(self, mem: Memtable, should_stop) -> _Table:
+        number = self._new_file_number()
+        path = self._dir / sst_name(number)
+        size, entries = write_table(self._env, path, paced(mem.items(), should_stop),
+                                    self._config.block_size_bytes, self._config.bloom_bits_per_key)
+        return _Table(self._env, path, TableMeta(number, 0, size, entries))
+
+    def _flush_immutable(self, mem: Memtable) -> None:
+        table = self._write_memtable(mem, self._stopping)
+        imms, tables = self._version
+        rest = imms[:-1]
+        self._log_number = min(m.wal_number for m in (*rest, self._mem))
+        self._store_manifest((table, *tables))
+        with self._cv:
+            imms, tables = self._version
+            self._version = (imms[:-1], (table, *tables))
+            self._flushes += 1
+        self._wal.retire(mem.wal_number)
+
+    def _compact_range(self, start: int, stop: int, out_level: int | None, full: int | None) -> None:
+        tables = self._version[1]
+        inputs = tables[start:stop]
+        if inputs:
+            level = out_level if out_level is not None else max(1, *(t.meta.level for t in inputs))
+            output = self._merge_tables(inputs, bottom=stop == len(tables), level=level)
+            new_tables = (*tables[:start], *output, *tables[stop:])
+            self._store_manifest(new_tables)
+            with self._cv:
+                self._version = (self._version[0], new_tables)
+                self._compactions += 1
+            for table in inputs:
+                self._retired_bloom_negatives += table.bloom_negatives
+                self._env.remove(table.path)     # the fd stays open until the reader is dropped
+        if full is not None:
+            with self._cv:
+                self._full_done = max(self._full_done, full)
+
+    def _merge_tables(self, inputs: tuple[_Table, ...], bottom: bool, level: int) -> tuple[_Table, ...]:
+        now_ms = int(time.time() * 1000)
+        merged = collect_garbage(merge([t.items() for t in inputs]), bottom, self._filter, now_ms)
+        number = self._new_file_number()
+        path = self._dir / sst_name(number)
+        size, entries = write_table(self._env, path, paced(merged, self._stopping),
+                                    self._config.block_size_bytes, self._config.bloom_bits_per_key)
+        if entries == 0:
+            self._env.remove(path)
+            return ()
+        return (_Table(self._env, path, TableMeta(number, level, size, entries)),)

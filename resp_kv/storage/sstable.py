@@ -1,0 +1,245 @@
+"""Sorted string tables: immutable files of sorted (key, value-or-tombstone) entries.
+
+    table   := block* bloom_section index_section footer
+    block   := n:u32 lens{n} data{n} crc32:u32            (crc over everything before it)
+    lens    := key_len:u32 value_len:u32                  (value_len 0xFFFFFFFF = tombstone)
+    data    := key[key_len] value[value_len or 0]
+    bloom_section := bloom crc32:u32                      (bloom: see bloom.py)
+    index_section := n:u32 entry{n} crc32:u32
+    entry   := offset:u64 size:u32 key_len:u32 first_key[key_len]   (size includes block crc)
+    footer  := bloom_offset:u64 bloom_size:u32 index_offset:u64 index_size:u32 entries:u64
+               version:u32 crc32:u32 magic:u64            (48 bytes; crc over the first 36)
+
+All integers big-endian. Blocks hold about `block_size_bytes` each; the sparse index keeps the
+first key of every block in memory, so a lookup is: bloom -> bisect index -> one pread -> bisect
+in the decoded block. Every block crc is checked on every read (a bad one raises CorruptionError
+naming the file): never serve wrong data. A small per-table cache of decoded blocks (event-loop
+`get` only) makes repeated hits a dict lookup plus a bisect.
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .bloom import Bloom, build_bloom, key_hash
+from .env import Env
+from .errors import CorruptionError
+from .format import (SST_FOOTER, SST_INDEX_ENTRY, SST_LENS, SST_MAGIC, SST_TOMBSTONE_LEN,
+                     SST_VERSION, U32, crc32)
+
+MISSING = object()                 # "this table says nothing about the key" (not a tombstone)
+_BLOCK_CACHE_ENTRIES = 64
+_WRITE_CHUNK_BYTES = 256 * 1024
+
+
+class SSTableWriter:
+    """Stream sorted entries into a new table file. Requires: keys strictly ascending."""
+
+    def __init__(self, env: Env, path: Path, block_size: int, bits_per_key: int) -> None:
+        self._env, self.path = env, path
+        self._block_size, self._bits_per_key = block_size, bits_per_key
+        self._file = env.open(path, "wb")
+        self._out = bytearray()
+        self._offset = 0
+        self._lens: list[int] = []
+        self._data: list[bytes] = []
+        self._block_bytes = 0
+        self._index: list[tuple[int, int, bytes]] = []
+        self._hashes: list[tuple[int, int]] = []
+        self.entries = 0
+
+    def add(self, key: bytes, value: bytes | None) -> None:
+        if not self._lens:
+            self._first_key = key
+        if value is None:
+            self._lens += (len(key), SST_TOMBSTONE_LEN)
+            self._data.append(key)
+            self._block_bytes += len(key) + 8
+        else:
+            self._lens += (len(key), len(value))
+            self._data += (key, value)
+            self._block_bytes += len(key) + len(value) + 8
+        self._hashes.append(key_hash(key))
+        self.entries += 1
+        if self._block_bytes >= self._block_size:
+            self._finish_block()
+
+    def _finish_block(self) -> None:
+        n = len(self._lens) // 2
+        block = U32.pack(n) + struct.pack(SST_LENS % (2 * n), *self._lens) + b"".join(self._data)
+        block += U32.pack(crc32(block))
+        self._index.append((self._offset, len(block), self._first_key))
+        self._emit(block)
+        self._lens, self._data, self._block_bytes = [], [], 0
+
+    def _emit(self, data: bytes) -> None:
+        self._out += data
+        self._offset += len(data)
+        if len(self._out) >= _WRITE_CHUNK_BYTES:
+            self._file.write(self._out)
+            self._out.clear()
+
+    def finish(self) -> int:
+        """Write bloom, index and footer, fsync and close; return the file size."""
+        if self._lens:
+            self._finish_block()
+        bloom = build_bloom(self._hashes, self._bits_per_key)
+        bloom_off, bloom_section = self._offset, bloom + U32.pack(crc32(bloom))
+        self._emit(bloom_section)
+        index = bytearray(U32.pack(len(self._index)))
+        for off, size, first in self._index:
+            index += SST_INDEX_ENTRY.pack(off, size, len(first)) + first
+        index += U32.pack(crc32(index))
+        index_off = self._offset
+        self._emit(bytes(index))
+        head = SST_FOOTER.pack(bloom_off, len(bloom_section), index_off, len(index),
+                               self.entries, SST_VERSION, 0, SST_MAGIC)[:36]
+        self._emit(SST_FOOTER.pack(bloom_off, len(bloom_section), index_off, len(index),
+                                   self.entries, SST_VERSION, crc32(head), SST_MAGIC))
+        self._file.write(self._out)
+        self._out.clear()
+        self._env.fsync(self._file)
+        self._file.close()
+        return self._offset
+
+    def abandon(self) -> None:
+        """Close and delete a half-written table."""
+        self._file.close()
+        if self._env.exists(self.path):
+            self._env.remove(self.path)
+
+
+def write_table(env: Env, path: Path, entries: Iterable[tuple[bytes, bytes | None]],
+                block_size: int, bits_per_key: int) -> tuple[int, int]:
+    """Write `entries` (sorted) to `path`; return (file size, entry count)."""
+    writer = SSTableWriter(env, path, block_size, bits_per_key)
+    try:
+        for key, value in entries:
+            writer.add(key, value)
+        return writer.finish(), writer.entries
+    except BaseException:
+        writer.abandon()
+        raise
+
+
+class SSTableReader:
+    """An open table. `get` is for the event-loop thread; `items` may run on any thread."""
+
+    def __init__(self, env: Env, path: Path) -> None:
+        self._env, self.path = env, path
+        self._file = env.open(path, "rb")
+        try:
+            self.size = env.size(path)
+            self._load()
+        except BaseException:
+            self._file.close()
+            raise
+        self._cache: dict[int, tuple[list[bytes], list[bytes | None]]] = {}
+        self.bloom_negatives = 0
+
+    def _corrupt(self, detail: str) -> CorruptionError:
+        return CorruptionError(self.path, detail)
+
+    def _load(self) -> None:
+        if self.size < SST_FOOTER.size:
+            raise self._corrupt(f"file too short for a footer ({self.size} bytes)")
+        raw = self._env.pread(self._file, SST_FOOTER.size, self.size - SST_FOOTER.size)
+        bloom_off, bloom_size, index_off, index_size, entries, version, crc, magic = SST_FOOTER.unpack(raw)
+        if magic != SST_MAGIC:
+            raise self._corrupt("bad magic in footer")
+        if crc32(raw[:36]) != crc:
+            raise self._corrupt("bad footer crc")
+        if version != SST_VERSION:
+            raise self._corrupt(f"unsupported table format version {version}")
+        if bloom_off + bloom_size > index_off or index_off + index_size > self.size - SST_FOOTER.size:
+            raise self._corrupt("footer offsets out of range")
+        self.entries = entries
+        try:
+            self._bloom = Bloom(self._section(bloom_off, bloom_size, "bloom"))
+        except ValueError as exc:
+            raise self._corrupt(str(exc)) from None
+        self._parse_index(self._section(index_off, index_size, "index"))
+
+    def _section(self, offset: int, size: int, what: str) -> bytes:
+        raw = self._env.pread(self._file, size, offset)
+        if len(raw) != size or size < 4 or crc32(raw[:-4]) != U32.unpack_from(raw, size - 4)[0]:
+            raise self._corrupt(f"bad {what} crc at offset {offset}")
+        return raw[:-4]
+
+    def _parse_index(self, raw: bytes) -> None:
+        (n,) = U32.unpack_from(raw, 0)
+        pos, self._offsets, self._sizes, self._first_keys = 4, [], [], []
+        for _ in range(n):
+            off, size, klen = SST_INDEX_ENTRY.unpack_from(raw, pos)
+            pos += SST_INDEX_ENTRY.size
+            self._offsets.append(off)
+            self._sizes.append(size)
+            self._first_keys.append(raw[pos:pos + klen])
+            pos += klen
+
+    def _read_block(self, i: int) -> tuple[list[bytes], list[bytes | None]]:
+        offset, size = self._offsets[i], self._sizes[i]
+        raw = self._env.pread(self._file, size, offset)
+        if len(raw) != size or crc32(memoryview(raw)[:-4]) != U32.unpack_from(raw, size - 4)[0]:
+            raise self._corrupt(f"bad block crc at offset {offset}")
+        (n,) = U32.unpack_from(raw, 0)
+        lens = struct.unpack_from(SST_LENS % (2 * n), raw, 4)
+        pos = 4 + 8 * n
+        keys: list[bytes] = []
+        values: list[bytes | None] = []
+        for j in range(0, 2 * n, 2):
+            klen, vlen = lens[j], lens[j + 1]
+            keys.append(raw[pos:pos + klen])
+            pos += klen
+            if vlen == SST_TOMBSTONE_LEN:
+                values.append(None)
+            else:
+                values.append(raw[pos:pos + vlen])
+                pos += vlen
+        if pos != size - 4:
+            raise self._corrupt(f"block at offset {offset} does not parse")
+        return keys, values
+
+    def get(self, key: bytes) -> bytes | None | object:
+        """Return the value, None for a tombstone, or MISSING if this table lacks the key."""
+        if not self._bloom.may_contain(key):
+            self.bloom_negatives += 1
+            return MISSING
+        i = bisect_right(self._first_keys, key) - 1
+        if i < 0:
+            return MISSING
+        block = self._cache.get(i)
+        if block is None:
+            block = self._read_block(i)
+            if len(self._cache) >= _BLOCK_CACHE_ENTRIES:
+                del self._cache[next(iter(self._cache))]
+            self._cache[i] = block
+        keys, values = block
+        j = bisect_left(keys, key)
+        if j < len(keys) and keys[j] == key:
+            return values[j]
+        return MISSING
+
+    def items(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes | None]]:
+        """Yield (key, value-or-None) for start <= key < end, ascending (tombstones included)."""
+        i = max(0, bisect_right(self._first_keys, start) - 1)
+        for b in range(i, len(self._offsets)):
+            if end is not None and self._first_keys[b] >= end:
+                return
+            keys, values = self._read_block(b)
+            j = bisect_left(keys, start) if b == i else 0
+            for k in range(j, len(keys)):
+                if end is not None and keys[k] >= end:
+                    return
+                yield keys[k], values[k]
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __del__(self) -> None:          # a table retired by compaction closes when unreferenced
+        f = getattr(self, "_file", None)
+        if f is not None:
+            f.close()

@@ -1,0 +1,197 @@
+"""Write-ahead log: every mutation is appended here before it reaches the memtable.
+
+A log is a sequence of segment files `NNNNNNNN.log`; each memtable owns one segment, and the
+segment is deleted once that memtable is safely in an SSTable named by the manifest.
+
+    segment := record*
+    record  := crc32:u32 length:u32 body[length]          (big-endian; cf. leveldb log_format)
+    body    := op+                                        (one put, one delete, or a whole batch)
+    op      := kind:u8 key_len:u32 value_len:u32 key[key_len] value[value_len]
+    kind    := 1 (PUT) | 2 (DELETE, value_len = 0)
+
+crc32 covers the body. A record is all-or-nothing, so `write_batch` is atomic across a crash.
+
+Recovery (`replay_segment`): a short record, or a bad-crc record that ends exactly at the end of
+its segment, is the unfinished write of a crash: it is dropped, the file is truncated to the last
+good record and a warning is logged. A bad crc anywhere else, or a body that does not parse,
+raises CorruptionError naming the file. A torn tail is tolerated at the end of every segment (not
+only the newest): a rotated segment is not fsynced at rotation, so a power cut may tear it too.
+
+Threads: `append_*` and `flush` run on the event-loop thread only and take no lock. `sync` may run
+on any thread: it holds `_lock` while it fdatasyncs, and the lock only guards closing and
+retiring files (rotation, `retire`, `close`), never the loop's append or write. A write and an
+fdatasync on the same fd from two threads are safe at the OS level.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .env import Env
+from .errors import CorruptionError
+from .format import KIND_DELETE, KIND_PUT, WAL_OP, WAL_RECORD, crc32, wal_name
+
+log = logging.getLogger("resp_kv.storage")
+
+_pack_op = WAL_OP.pack                 # local binding: bench put µs (see engine docstring)
+_pack_record = WAL_RECORD.pack
+_RECORD_SIZE = WAL_RECORD.size
+_OP_SIZE = WAL_OP.size
+
+
+def encode_ops(ops: list[tuple[bytes, bytes | None]]) -> bytes:
+    """Encode (key, value-or-None) pairs as one record body; None is a delete."""
+    parts = []
+    for key, value in ops:
+        if value is None:
+            parts.append(_pack_op(KIND_DELETE, len(key), 0) + key)
+        else:
+            parts.append(_pack_op(KIND_PUT, len(key), len(value)) + key + value)
+    return b"".join(parts)
+
+
+def decode_body(body: bytes, path: Path) -> list[tuple[bytes, bytes | None]]:
+    """Decode a record body (crc already checked). Raises CorruptionError if it does not parse."""
+    ops, pos, end = [], 0, len(body)
+    while pos < end:
+        if end - pos < _OP_SIZE:
+            raise CorruptionError(path, f"truncated op header in record body at {pos}")
+        kind, klen, vlen = WAL_OP.unpack_from(body, pos)
+        pos += _OP_SIZE
+        if kind not in (KIND_PUT, KIND_DELETE) or pos + klen + vlen > end:
+            raise CorruptionError(path, f"bad op (kind {kind}) in record body at {pos}")
+        key = body[pos:pos + klen]
+        pos += klen
+        ops.append((key, body[pos:pos + vlen] if kind == KIND_PUT else None))
+        pos += vlen
+    if not ops:
+        raise CorruptionError(path, "empty record body")
+    return ops
+
+
+def replay_segment(env: Env, path: Path) -> Iterator[tuple[bytes, bytes | None]]:
+    """Yield every op of segment `path` in order, truncating a torn tail (see module docstring)."""
+    data = env.read_bytes(path)
+    pos, end = 0, len(data)
+    while pos < end:
+        torn = None
+        if end - pos < _RECORD_SIZE:
+            torn = "short record header"
+        else:
+            crc, length = WAL_RECORD.unpack_from(data, pos)
+            stop = pos + _RECORD_SIZE + length
+            if stop > end:
+                torn = "short record body"
+            else:
+                body = data[pos + _RECORD_SIZE:stop]
+                if crc32(body) != crc:
+                    if stop != end:
+                        raise CorruptionError(path, f"bad crc in record at offset {pos}")
+                    torn = "bad crc in last record"
+        if torn is not None:
+            log.warning("WAL %s: torn tail at offset %d (%s, %d bytes); truncating",
+                        path, pos, torn, end - pos)
+            env.truncate(path, pos)
+            return
+        yield from decode_body(body, path)
+        pos = stop
+
+
+class Wal:
+    """The live log: an in-memory buffer, the current segment, and rotated-but-unretired ones."""
+
+    def __init__(self, env: Env, directory: Path, number: int) -> None:
+        self._env, self._dir = env, directory
+        self._lock = threading.Lock()
+        self.buffer = bytearray()       # appended by the loop, written by flush()
+        self.number = number            # current segment number
+        self._file = self._create(number)
+        self._rotated: list[tuple[int, BinaryIO]] = []
+        self._dir_dirty = True          # a segment was created since the last sync_dir
+        self.bytes_written = 0          # bytes in live segments (stats "wal_bytes")
+        self._segment_bytes: dict[int, int] = {number: 0}
+
+    def _create(self, number: int) -> BinaryIO:
+        return self._env.open(self._dir / wal_name(number), "wb")
+
+    # -- event-loop thread -------------------------------------------------------------------
+    def append_put(self, key: bytes, value: bytes) -> None:
+        body = _pack_op(KIND_PUT, len(key), len(value)) + key + value
+        buf = self.buffer
+        buf += _pack_record(crc32(body), len(body))
+        buf += body
+
+    def append_delete(self, key: bytes) -> None:
+        body = _pack_op(KIND_DELETE, len(key), 0) + key
+        buf = self.buffer
+        buf += _pack_record(crc32(body), len(body))
+        buf += body
+
+    def append_batch(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+        body = encode_ops(ops)
+        self.buffer += _pack_record(crc32(body), len(body)) + body
+
+    def flush(self) -> int:
+        """Write the buffer to the OS in one write(); return the bytes written."""
+        buf = self.buffer
+        n = len(buf)
+        if n:
+            view = memoryview(buf)
+            done = 0
+            while done < n:                       # one write(2) unless the OS writes short
+                done += self._file.write(view[done:])
+            view.release()
+            buf.clear()
+            self.bytes_written += n
+            self._segment_bytes[self.number] += n
+        return n
+
+    def rotate(self, number: int) -> None:
+        """Flush the buffer, then start segment `number`; the old one stays until `retire`."""
+        self.flush()
+        new = self._create(number)
+        with self._lock:
+            self._rotated.append((self.number, self._file))
+            self._file, self.number = new, number
+            self._segment_bytes[number] = 0
+            self._dir_dirty = True
+
+    # -- any thread ----------------------------------------------------------------------------
+    def sync(self) -> None:
+        """fdatasync every live segment (and the directory if a segment was created)."""
+        with self._lock:
+            for _, f in self._rotated:
+                self._env.fsync(f)
+            if self._file is not None:
+                self._env.fsync(self._file)
+            if self._dir_dirty:
+                self._dir_dirty = False
+                self._env.sync_dir(self._dir)
+
+    def retire(self, number: int) -> None:
+        """Close and delete rotated segment `number` (its memtable is in an SSTable now)."""
+        with self._lock:
+            for i, (n, f) in enumerate(self._rotated):
+                if n == number:
+                    del self._rotated[i]
+                    f.close()
+                    break
+            self.bytes_written -= self._segment_bytes.pop(number, 0)
+        path = self._dir / wal_name(number)
+        if self._env.exists(path):
+            self._env.remove(path)
+
+    def close(self) -> None:
+        """Flush and sync everything, then close every segment (files stay for replay)."""
+        self.flush()
+        self.sync()
+        with self._lock:
+            for _, f in self._rotated:
+                f.close()
+            self._rotated.clear()
+            self._file.close()
+            self._file = None
