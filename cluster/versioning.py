@@ -112,13 +112,18 @@ def write(local: Iterable[Sibling], context: Context, actor: Actor, value: bytes
 
     Return (new sibling, survivors): survivors are the `local` siblings `context` does not
     cover, plus the new sibling. The new dot's counter is one past anything `actor` has
-    minted that is visible here (in `context` or among `local`'s dots).
+    minted that is visible here: `context`, `local`'s dots, and `local`'s contexts. (The last
+    matters: if (a,3) was superseded by a sibling with context {a:3}, a write over a stale
+    context must not re-mint (a,1), which that context would silently discard.)
     """
     local = list(local)
     counter = context.get(actor, 0)
     for s in local:
         if s.dot[0] == actor and s.dot[1] > counter:
             counter = s.dot[1]
+        seen = s.context.get(actor, 0)
+        if seen > counter:
+            counter = seen
     new = Sibling((actor, counter + 1), {a: c for a, c in context.items() if c > 0},
                   value, timestamp_ms, expire_at_ms)
     survivors = [s for s in local if not covers(context, s)]
@@ -234,7 +239,8 @@ def _one_struct(n: int) -> struct.Struct:
 
 def encode_siblings(siblings: Iterable[Sibling]) -> bytes:
     """Encode a sibling set canonically (module docstring grammar). Raises ValueError if a
-    field does not fit (counter or time beyond u64, value over 4 GiB, over 65535 actors)."""
+    field does not fit (counter or time beyond u64, value over 4 GiB, over 65535 actors) or
+    an actor name is empty or contains ","."""
     if type(siblings) is not list:
         siblings = list(siblings)
     try:
@@ -265,7 +271,7 @@ def _encode_one(s: Sibling) -> bytes:
 def _encode_plan(shape: tuple[str, ...]) -> tuple:
     """Precompute what a one-sibling set with this (dot actor, context actors) shape needs."""
     dot_actor, keys = shape[0], sorted(shape[1:])
-    actors = sorted({dot_actor, *keys})
+    actors = _check_actors(sorted({dot_actor, *keys}))
     index = {a: i for i, a in enumerate(actors)}
     blob = ",".join(actors).encode()
     plan = (_one_struct(len(keys)), len(blob), index[dot_actor],
@@ -276,13 +282,20 @@ def _encode_plan(shape: tuple[str, ...]) -> tuple:
     return plan
 
 
+def _check_actors(actors: list[str]) -> list[str]:
+    for actor in actors:
+        if not actor or "," in actor:
+            raise ValueError(f"cannot encode actor {actor!r}: empty or contains ','")
+    return actors
+
+
 def _encode_many(siblings: list[Sibling]) -> bytes:
     siblings = sorted(siblings, key=_dot_key)
     names = set()
     for s in siblings:
         names.add(s.dot[0])
         names.update(s.context)
-    actors = sorted(names)
+    actors = _check_actors(sorted(names))
     index = {a: i for i, a in enumerate(actors)}
     blob = ",".join(actors).encode()
     parts = [_SET.pack(FORMAT_VERSION, len(siblings), len(blob))]
