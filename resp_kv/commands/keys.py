@@ -26,7 +26,10 @@ __all__ = ["SPECS"]
 
 async def del_(session: Session, args: list[bytes]) -> object:
     backend = session.backend
-    replies = await asyncio.gather(*(backend.mutate(key, "del", []) for key in args))
+    if len(args) == 1:          # no gather: completes without suspending on a local backend
+        replies = [await backend.mutate(args[0], "del", [])]
+    else:
+        replies = await asyncio.gather(*(backend.mutate(key, "del", []) for key in args))
     for reply in replies:
         if isinstance(reply, CommandError):
             return reply
