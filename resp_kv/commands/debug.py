@@ -22,11 +22,15 @@ _HELP = [
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
     "LOCALGET <key>",
-    "    Show this node's local sibling set of <key>, without quorum.",
+    "    This node's own winner value of <key> (or nil), without quorum or repair.",
+    "LOCALVCLOCK <key>",
+    "    This node's own [context, [[value, clock, timestamp_ms], ...]] for <key>.",
     "PARTITION <node-id> ...",
     "    Drop all peer traffic to and from the given nodes.",
     "HEAL",
     "    Undo every PARTITION.",
+    "REMOVENODE <node-id>",
+    "    Remove a dead node from the ring for good.",
     "HELP",
     "    Print this help.",
 ]
@@ -47,7 +51,10 @@ async def debug(session: Session, args: list[bytes]) -> object:
             raise CommandError("value is not a valid float")
         await asyncio.sleep(max(seconds, 0.0))
         return OK
-    return await session.backend.debug(list(args))
+    try:
+        return await session.backend.debug(list(args))
+    except ValueError as error:     # cluster/debug.py reports a bad request this way
+        raise CommandError(str(error)) from None
 
 
 SPECS: list[CommandSpec] = [

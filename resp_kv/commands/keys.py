@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 
 from resp_kv.commands import glob
 from resp_kv.commands.mutations import LLONG_MAX, LLONG_MIN, parse_ll
@@ -119,11 +120,24 @@ async def type_(session: Session, args: list[bytes]) -> object:
     return SimpleString("none" if current is None else "string")
 
 
+_ULONG_MAX = 2**64 - 1
+_CURSOR = re.compile(rb"([+-]?)([0-9]{1,40})")
+
+
 def _parse_cursor(text: bytes) -> int:
-    # Redis parseScanCursorOrReply: strtoul, whole string, no ERANGE.
-    if not text.isdigit() or int(text) > 2**64 - 1:
+    """Parse as Redis `parseScanCursorOrReply`: C strtoul over the whole C string.
+
+    So "" is 0, "+5" is 5, "-1" wraps to 2**64-1 (strtoul negates), a leading space or any
+    trailing byte is `ERR invalid cursor`, and bytes after a NUL are ignored (C string).
+    """
+    text = text.split(b"\0", 1)[0]
+    if not text:
+        return 0
+    match = _CURSOR.fullmatch(text)
+    if match is None or int(match.group(2)) > _ULONG_MAX:
         raise CommandError("invalid cursor")
-    return int(text)
+    value = int(match.group(2))
+    return (-value) & _ULONG_MAX if match.group(1) == b"-" else value
 
 
 async def scan(session: Session, args: list[bytes]) -> object:

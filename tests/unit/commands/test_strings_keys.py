@@ -342,11 +342,19 @@ def test_keys_scan_and_keys(backend):
 
 def test_keys_scan_errors(backend):
     assert call(backend, "SCAN", "x") == err("ERR invalid cursor")
-    assert call(backend, "SCAN", "-1") == err("ERR invalid cursor")
+    assert call(backend, "SCAN", " 1") == err("ERR invalid cursor")
+    assert call(backend, "SCAN", "1x") == err("ERR invalid cursor")
+    assert call(backend, "SCAN", "18446744073709551616") == err("ERR invalid cursor")
     assert call(backend, "SCAN", "0", "COUNT") == err("ERR syntax error")
     assert call(backend, "SCAN", "0", "COUNT", "0") == err("ERR syntax error")
     assert call(backend, "SCAN", "0", "COUNT", "x") == err("ERR value is not an integer or out of range")
     assert call(backend, "SCAN", "0", "FOO", "bar") == err("ERR syntax error")
+
+
+@pytest.mark.parametrize("cursor", ["", "+0", "-0", "0\x00junk"])
+def test_keys_scan_cursor_parses_like_strtoul(backend, cursor):
+    call(backend, "SET", "k", "v")
+    assert call(backend, "SCAN", cursor) == b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n"
 
 
 def test_keys_randomkey_empty(backend):
@@ -372,6 +380,14 @@ def test_debug_passthrough_and_sleep(backend):
     assert call(backend, "DEBUG", "SLEEP", "0") == b"+OK\r\n"
     assert call(backend, "DEBUG", "SLEEP", "x") == err("ERR value is not a valid float")
     assert call(backend, "DEBUG", "help").startswith(b"*")
+
+
+def test_debug_backend_value_error_becomes_err(backend):
+    async def bad(args):
+        raise ValueError("unknown DEBUG subcommand or wrong arguments: JMAP")
+    backend.debug = bad
+    assert call(backend, "DEBUG", "JMAP") == \
+        err("ERR unknown DEBUG subcommand or wrong arguments: JMAP")
 
 
 def test_specs_metadata_is_consistent():
