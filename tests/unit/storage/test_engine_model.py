@@ -1,0 +1,91 @@
+"""Model test: LSMStore behaves like a dict through puts, deletes, flushes, compactions and reopens."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from resp_kv.config import StorageConfig
+from resp_kv.storage import LSMStore
+
+CONFIG = StorageConfig(memtable_limit_bytes=600, block_size_bytes=64, l0_compaction_trigger=2)
+KEYS = st.binary(min_size=0, max_size=3).map(lambda b: b"k" + b)
+VALUES = st.binary(min_size=0, max_size=40)
+
+
+class StoreModel(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="lsm-model-"))
+        self.store = LSMStore.open(self.dir, CONFIG)
+        self.model: dict[bytes, bytes] = {}
+
+    @rule(key=KEYS, value=VALUES)
+    def put(self, key: bytes, value: bytes) -> None:
+        self.store.put(key, value)
+        self.model[key] = value
+
+    @rule(key=KEYS)
+    def delete(self, key: bytes) -> None:
+        self.store.delete(key)
+        self.model.pop(key, None)
+
+    @rule(ops=st.lists(st.tuples(KEYS, st.none() | VALUES), max_size=8))
+    def write_batch(self, ops: list) -> None:
+        self.store.write_batch(ops)
+        for key, value in ops:
+            if value is None:
+                self.model.pop(key, None)
+            else:
+                self.model[key] = value
+
+    @rule(count=st.integers(1, 30), value=VALUES)
+    def put_many(self, count: int, value: bytes) -> None:
+        for i in range(count):
+            self.put(b"m%03d" % i, value)
+
+    @rule(key=KEYS)
+    def get(self, key: bytes) -> None:
+        assert self.store.get(key) == self.model.get(key)
+
+    @rule(start=KEYS, end=st.none() | KEYS)
+    def scan(self, start: bytes, end: bytes | None) -> None:
+        expected = sorted((k, v) for k, v in self.model.items() if k >= start and (end is None or k < end))
+        assert list(self.store.scan(start, end)) == expected
+
+    @rule()
+    def flush(self) -> None:
+        self.store.flush()
+
+    @rule()
+    def compact(self) -> None:
+        self.store.compact()
+
+    @rule()
+    def wal_flush(self) -> None:
+        self.store.wal_flush()
+
+    @rule()
+    def reopen(self) -> None:
+        self.store.close()
+        self.store = LSMStore.open(self.dir, CONFIG)
+
+    @precondition(lambda self: len(self.model) < 200)
+    @invariant()
+    def full_scan_matches(self) -> None:
+        assert list(self.store.scan()) == sorted(self.model.items())
+
+    def teardown(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+StoreModel.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+test_engine_model = StoreModel.TestCase
