@@ -1,0 +1,359 @@
+"""The client-facing RESP server: asyncio Protocol shell around the sans-IO codec and Dispatcher.
+
+Not the codec (`resp.py`), not the commands (`commands/`): this module owns sockets, ordering,
+flow control and shutdown (the shape of uvicorn's `H11Protocol` + `flow_control.py`).
+
+One connection is one ordered pipeline. `data_received` parses every complete command into a
+queue and then runs the queue *inline*: each command's coroutine is started with `send(None)`;
+a handler that never suspends (PING, a GET served from memory...) finishes right there, with no
+task and no loop round trip. The first command that does suspend, and everything queued after
+it, go to the connection's one worker task, which resumes that coroutine and keeps executing in
+order. Replies of a batch leave in ONE `transport.write`.
+
+Flow control, both ways: reading pauses when the queue reaches `pipeline_high_water` commands,
+while the transport's write buffer is above its high-water mark (`pause_writing`), after a
+protocol error, and during shutdown; the worker awaits `resume_writing` before taking more.
+
+Protocol error: earlier commands are answered, then `-ERR Protocol error: ...`, then close.
+Query buffer over `client_query_buffer_limit`: closed at once, like Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from resp_kv.commands import Dispatcher, command_table
+from resp_kv.commands.spec import Session
+from resp_kv.resp import ProtocolError, QueryBufferExceeded, make_request_parser
+
+if TYPE_CHECKING:
+    from resp_kv.backend import Backend
+    from resp_kv.config import Config
+    from resp_kv.server_state import ServerState
+
+__all__ = ["RespProtocol", "RespServer"]
+
+log = logging.getLogger("resp_kv.server")
+
+
+class _Resume:
+    """Await a coroutine that was already started by hand and is suspended on `first`.
+
+    Equivalent to the rest of `await coro` after its first `send(None)` yielded `first`: every
+    value the event loop sends or throws goes to the coroutine, so futures and cancellation
+    behave exactly as if the task had awaited it from the start.
+    """
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro, first: Any) -> None:
+        self._coro, self._first = coro, first
+
+    def __await__(self):
+        coro, yielded = self._coro, self._first
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as error:   # noqa: BLE001 - forwarded into the coroutine
+                try:
+                    yielded = coro.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+class RespProtocol(asyncio.Protocol):
+    """One client connection. Concurrency comes from many connections, never from reordering
+    one pipeline. Event-loop thread only.
+    """
+
+    def __init__(self, server: "RespServer") -> None:
+        self._server = server
+        self._config = server.config.server
+        self._state = server.state
+        self._parser = make_request_parser(self._config)
+        self._high_water = self._config.pipeline_high_water
+        self._pending: deque = deque()        # list[bytes] commands, then maybe a ProtocolError
+        self._transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self._execute: Callable[[list[bytes]], Any] | None = None
+        self._busy = False                    # the worker owns the queue (a command suspended)
+        self._suspended: tuple[Any, Any] | None = None
+        self._carry: list[bytes] = []         # replies done before the suspension, unwritten
+        self._worker: asyncio.Task | None = None
+        self._wake: asyncio.Future | None = None
+        self._write_paused = False
+        self._drain: asyncio.Future | None = None
+        self._reading_paused = False
+        self._stop_reading = False            # protocol error, QUIT or shutdown: never resume
+        self._closed = False
+
+    # ------------------------------------------------------------------ asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        server = self._server
+        session = Session(backend=server.backend, server=self._state, config=server.config)
+        session.authenticated = self._config.requirepass is None
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            session.address = f"{peer[0]}:{peer[1]}"
+        self.session = session
+        self._execute = Dispatcher(session, server.table).execute
+        self._state.client_connected(session)
+        server._connection_made(self)
+        if server.stopping:
+            self._stop_reading = True
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # A command already running is allowed to finish (as in Redis); queued ones are dropped.
+        self._closed = True
+        self._stop_reading = True
+        self._state.client_disconnected(self.session)
+        self._pending.clear()
+        if self._wake is not None and not self._wake.done():
+            self._worker.cancel()                 # idle worker: nothing to finish
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._server._connection_lost(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self._state.total_net_input_bytes += len(data)
+        if self._stop_reading:
+            return                                # nothing after an error or QUIT counts
+        pending, parser = self._pending, self._parser
+        try:
+            parser.feed(data)
+            next_command = parser.next_command
+            while (command := next_command()) is not None:
+                pending.append(command)
+        except QueryBufferExceeded:
+            log.warning("closing client %s: query buffer over client_query_buffer_limit",
+                        self.session.address)
+            self._stop_reading = True
+            self._transport.abort()
+            return
+        except ProtocolError as error:
+            pending.append(error)
+            self._stop_reading = True
+        if self._busy:
+            self._update_reading()
+        else:
+            self._run_inline()
+
+    # ------------------------------------------------------------------------- execution
+    def _run_inline(self) -> None:
+        """Execute queued commands in this callback until one suspends; write the replies."""
+        pending, execute, out = self._pending, self._execute, []
+        while pending:
+            item = pending.popleft()
+            if item.__class__ is not list:
+                out.append(item.reply())
+                self._finish(out)
+                return
+            coro = execute(item)
+            try:
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                out.append(stop.value)
+                if self.session.closing:
+                    self._finish(out)
+                    return
+            else:
+                self._busy = True
+                self._suspended = (coro, yielded)
+                self._carry = out
+                self._wake_worker()
+                self._update_reading()
+                return
+        if out:
+            self._write(out)
+        self._update_reading()
+
+    def _wake_worker(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+        elif self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _work(self) -> None:
+        """The connection's worker: resumes a suspended command, then drains the queue."""
+        loop = asyncio.get_running_loop()
+        pending, execute = self._pending, self._execute
+        try:
+            while True:
+                if self._suspended is None:
+                    self._wake = loop.create_future()
+                    await self._wake
+                    self._wake = None
+                coro, yielded = self._suspended
+                out, self._carry = self._carry, []
+                out.append(await _Resume(coro, yielded))
+                self._suspended = None
+                finished = self.session.closing
+                while pending and not finished:
+                    item = pending.popleft()
+                    if item.__class__ is not list:
+                        out.append(item.reply())
+                        finished = True
+                        break
+                    out.append(await execute(item))
+                    finished = self.session.closing
+                if self._closed:
+                    self._busy = False
+                    return
+                if finished:
+                    self._finish(out)
+                    return
+                self._write(out)
+                if self._write_paused:
+                    self._drain = loop.create_future()
+                    await self._drain
+                    self._drain = None
+                self._busy = False
+                if self._closed:
+                    return
+                if pending:                       # arrived while we were awaiting the drain
+                    self._run_inline()
+                else:
+                    self._update_reading()
+                if not self._busy:
+                    self._server._connection_idle(self)
+        except asyncio.CancelledError:
+            raise
+        except Exception:                         # a bug here must not kill the node
+            log.exception("connection worker failed; closing %s", self.session.address)
+            self._stop_reading = True
+            if self._transport is not None:
+                self._transport.abort()
+
+    def _write(self, out: list[bytes]) -> None:
+        data = b"".join(out) if len(out) > 1 else out[0]
+        self._state.total_net_output_bytes += len(data)
+        self._transport.write(data)
+
+    def _finish(self, out: list[bytes]) -> None:
+        """Write the last replies and close (after QUIT or a protocol error)."""
+        self._stop_reading = True
+        self._pending.clear()
+        self._busy = False
+        if out and not self._closed:
+            self._write(out)
+        if not self._closed:
+            self._transport.close()
+
+    def _update_reading(self) -> None:
+        if self._closed:
+            return
+        pause = (self._stop_reading or self._write_paused
+                 or len(self._pending) >= self._high_water)
+        if pause != self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                self._transport.pause_reading()
+            else:
+                self._transport.resume_reading()
+
+    # ---------------------------------------------------------------------- for the server
+    @property
+    def idle(self) -> bool:
+        """No command queued or running: safe to close during shutdown."""
+        return not self._busy and not self._pending
+
+    def stop_reading(self) -> None:
+        """Shutdown: accept no further commands; queued ones still run."""
+        self._stop_reading = True
+        self._update_reading()
+
+    def close(self) -> None:
+        if not self._closed and self._transport is not None:
+            self._transport.close()
+
+
+class RespServer:
+    """Listens on the configured address (loopback by default) and runs one RespProtocol per
+    client. Durability is awaited inside the backend's writes, never here.
+    """
+
+    def __init__(self, config: "Config", backend: "Backend", state: "ServerState") -> None:
+        self.config = config
+        self.backend = backend
+        self.state = state
+        self.table = command_table(config)
+        self.stopping = False
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[RespProtocol] = set()
+        self._idle: asyncio.Event | None = None
+        self.port: int = config.server.port       # the bound port (differs when port=0)
+
+    async def start(self) -> None:
+        """Bind and start accepting clients."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: RespProtocol(self), host=self.config.server.bind,
+            port=self.config.server.port, reuse_address=True, backlog=511)
+        sockets = self._server.sockets or ()
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        log.info("serving clients on %s:%d", self.config.server.bind, self.port)
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight commands finish (bounded), then close connections."""
+        if self.stopping:
+            return
+        self.stopping = True
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            connection.stop_reading()
+        if any(not c.idle for c in self._connections):
+            self._idle = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.config.server.shutdown_drain_timeout_s)
+            except TimeoutError:
+                busy = sum(not c.idle for c in self._connections)
+                log.warning("shutdown: %d connection(s) still busy after %.1fs; closing",
+                            busy, self.config.server.shutdown_drain_timeout_s)
+        for connection in list(self._connections):
+            connection.close()
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            except TimeoutError:
+                pass
+
+    def _connection_made(self, connection: RespProtocol) -> None:
+        self._connections.add(connection)
+
+    def _connection_lost(self, connection: RespProtocol) -> None:
+        self._connections.discard(connection)
+        self._connection_idle(connection)
+
+    def _connection_idle(self, connection: RespProtocol) -> None:
+        if self._idle is not None and all(c.idle for c in self._connections):
+            self._idle.set()
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
