@@ -94,17 +94,19 @@ class Replica:
         return merged
 
     def store_merged(self, key: bytes, token: int, local: list[Sibling], old_raw: bytes | None,
-                     merged: list[Sibling], store_key: bytes | None = None) -> None:
+                     merged: list[Sibling], store_key: bytes | None = None) -> bytes:
         """Store `merged`, which replaces `local` (read as `old_raw`); the coordinator's hot
-        path calls this directly after `versioning.write`, skipping a second read and merge."""
+        path calls this directly after `versioning.write`, skipping a second read and merge.
+        Return the encoded set."""
         new_raw = versioning.encode_siblings(merged)
         if new_raw == old_raw:
-            return
+            return new_raw
         self.store.put(store_key or data_key(token, key), new_raw)
         self._account(local, merged)
         if self.listeners:
             for listener in self.listeners:
                 listener(key, token, old_raw, new_raw)
+        return new_raw
 
     async def apply_put(self, key: bytes, token: int, incoming: list[Sibling]) -> list[Sibling]:
         """`apply()`, then wait until the write is as durable as the fsync policy promises."""

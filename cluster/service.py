@@ -88,10 +88,9 @@ class Cluster:
         await self.store.durable()       # the incarnation must be on disk before any dot
         self.replica.recount()
         self.hints.recount()
-        network = _build_network(self)
-        if network is not None:
-            self.network = network
-            await network.start()
+        if self.network is None:
+            self.network = _build_network(self)
+        await self.network.start()
         self._started = True
 
     async def stop(self) -> None:
@@ -138,9 +137,9 @@ class Cluster:
 
     def local_write(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
                     context: Context | None, local: list[Sibling] | None = None,
-                    old_raw: bytes | None = None) -> Sibling:
-        """Mint a write with this node's actor and apply it to the local replica; return the new
-        sibling. `local`/`old_raw` may be passed by a caller that has just read them."""
+                    old_raw: bytes | None = None) -> None:
+        """Mint a write with this node's actor and apply it to the local replica.
+        `local`/`old_raw` may be passed by a caller that has just read them."""
         store_key = data_key(token, key)
         if local is None:
             old_raw = self.store.get(store_key)
@@ -150,14 +149,27 @@ class Cluster:
             # so the new sibling replaces them all; same result as versioning.write.
             actor = self.actor
             joined = versioning.join_context(local) if local else {}
-            new = Sibling((actor, joined.get(actor, 0) + 1), joined, value,
-                          self.clock.wall_ms(), expire_at_ms)
-            survivors = [new]
+            survivors = [Sibling((actor, joined.get(actor, 0) + 1), joined, value,
+                                 self.clock.wall_ms(), expire_at_ms)]
         else:
-            new, survivors = versioning.write(local, context, self.actor, value,
-                                              self.clock.wall_ms(), expire_at_ms)
+            _, survivors = versioning.write(local, context, self.actor, value,
+                                            self.clock.wall_ms(), expire_at_ms)
         self.replica.store_merged(key, token, local, old_raw, survivors, store_key)
-        return new
+
+    def local_write_full(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
+                         context: Context | None, local: list[Sibling] | None = None,
+                         old_raw: bytes | None = None) -> tuple[Sibling, list[Sibling], bytes]:
+        """`local_write` for the coordinator: return (new sibling, stored set, its encoding)."""
+        store_key = data_key(token, key)
+        if local is None:
+            old_raw = self.store.get(store_key)
+            local = versioning.decode_siblings(old_raw) if old_raw is not None else []
+        if context is None:
+            context = versioning.join_context(local)
+        new, survivors = versioning.write(local, context, self.actor, value,
+                                          self.clock.wall_ms(), expire_at_ms)
+        encoded = self.replica.store_merged(key, token, local, old_raw, survivors, store_key)
+        return new, survivors, encoded
 
     async def mutate(self, key: bytes, name: str, args: list[bytes]) -> object:
         """Run the mutator `name` at the key's coordinator, serialized per key; return its reply."""
@@ -199,11 +211,15 @@ class Cluster:
     async def flushall(self) -> None:
         """Delete every key on every node; QuorumNotReached if a node is down."""
         if self.solo:
-            self.replica.delete_all()
-            self.hints.clear()
+            self.flush_local()
             await self.store.durable()
             return
         await self.coordinator.flushall()
+
+    def flush_local(self) -> None:
+        """Delete every data key and hint on this node."""
+        self.replica.delete_all()
+        self.hints.clear()
 
     async def repair(self, key: bytes | None) -> dict[str, int]:
         """Anti-entropy now (all ranges, or one key). Delegates to the attached AntiEntropy;
@@ -299,10 +315,7 @@ class Cluster:
 
 
 def _build_network(cluster: Cluster):
-    """Build the multi-node machinery (peer server, transport, gossip, coordinator)."""
-    try:
-        from cluster.network import Network
-    except ImportError:          # multi-node modules not landed yet: single node only
-        log.warning("cluster.network unavailable: running as a single node")
-        return None
+    """Build the multi-node machinery (peer server, transport, gossip, coordinator). Every
+    node listens on its peer port, so a node started without seeds can be joined later."""
+    from cluster.network import Network
     return Network(cluster)

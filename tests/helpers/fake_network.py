@@ -71,3 +71,122 @@ class FakeClock:
                 future.set_result(None)
         for _ in range(5):
             await asyncio.sleep(0)
+
+
+class _FakeServer:
+    """Stands in for PeerServer: a handler registry only."""
+
+    def __init__(self) -> None:
+        self.handlers: dict = {}
+
+    def register(self, verb: bytes, handler) -> None:
+        self.handlers[verb] = handler
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    def drop(self, nodes) -> None: ...
+
+
+class _FakeTransport:
+    """Stands in for PeerTransport: routes calls through the FakeNetwork."""
+
+    def __init__(self, net: "FakeNetwork", node: str) -> None:
+        self.net, self.node = net, node
+        self.blocked: set[str] = set()
+
+    def call(self, node: str, verb: bytes, args: list, timeout_s: float | None = None):
+        return self.net.deliver(self.node, node, verb, args)
+
+    def block(self, nodes) -> None:
+        self.blocked |= set(nodes)
+
+    def unblock_all(self) -> None:
+        self.blocked.clear()
+
+    def disconnect(self, node) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class FakeNetwork:
+    """In-process nodes wired by a routing table. Frames are round-tripped through the real RESP
+    encoding and hiredis, so what a handler sees is what it would see over a socket.
+
+    partition(a, b): calls between a and b fail at once (PeerUnavailable), both ways.
+    drop(node): calls to `node` never arrive; the caller's future times out (TimeoutError)
+    after `timeout_s`. heal(): undo both. `calls` records (src, dst, verb) for assertions.
+    """
+
+    def __init__(self, timeout_s: float = 0.05) -> None:
+        self.timeout_s = timeout_s
+        self.nodes: dict = {}               # node id -> Network
+        self.cut: set[frozenset] = set()
+        self.dropped: set[str] = set()
+        self.calls: list[tuple[str, str, bytes]] = []
+
+    def transport_for(self, node: str) -> _FakeTransport:
+        return _FakeTransport(self, node)
+
+    @staticmethod
+    def server() -> _FakeServer:
+        return _FakeServer()
+
+    def add(self, node: str, network) -> None:
+        self.nodes[node] = network
+
+    def partition(self, a: str, b: str) -> None:
+        self.cut.add(frozenset((a, b)))
+
+    def drop(self, node: str) -> None:
+        self.dropped.add(node)
+
+    def heal(self) -> None:
+        self.cut.clear()
+        self.dropped.clear()
+
+    def deliver(self, src: str, dst: str, verb: bytes, args: list) -> asyncio.Future:
+        import hiredis
+
+        from cluster import messages
+        from cluster.transport import PeerError
+        from cluster.types import PeerUnavailable
+
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.calls.append((src, dst, verb))
+        target = self.nodes.get(dst)
+        if target is None or frozenset((src, dst)) in self.cut or \
+                dst in self.nodes[src].transport.blocked:
+            future.set_exception(PeerUnavailable(f"{dst} unreachable"))
+            return future
+        if dst in self.dropped or src in self.dropped:
+            loop.call_later(self.timeout_s, lambda: future.done() or future.set_exception(
+                TimeoutError(f"{dst} did not answer")))
+            return future
+        reader = hiredis.Reader()
+        reader.feed(messages.encode_request(verb, 1, args))
+        frame = reader.gets()
+
+        def answer(ok: bool, payload) -> None:
+            if future.done():
+                return
+            if not ok:
+                future.set_exception(PeerError(str(payload)))
+                return
+            out = hiredis.Reader()
+            out.feed(messages.encode_value(payload))
+            future.set_result(out.gets())
+
+        async def run() -> None:
+            try:
+                result = target.server.handlers[frame[0]](src, frame[2:])
+                if asyncio.iscoroutine(result):
+                    result = await result
+            except Exception as error:   # the real server answers errors too
+                answer(False, f"{type(error).__name__}: {error}")
+                return
+            answer(True, result)
+
+        loop.call_soon(lambda: asyncio.ensure_future(run()))
+        return future

@@ -24,7 +24,7 @@ MUTATORS = {"incr": _incr, "del": _del}
 
 
 def _cluster(store=None, clock=None) -> Cluster:
-    config = ClusterConfig(node_id="solo", seeds=())
+    config = ClusterConfig(node_id="solo", seeds=(), peer_port=0)
     return Cluster(config, store or MemoryStore(), MUTATORS, clock or FakeClock())
 
 

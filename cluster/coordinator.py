@@ -1,0 +1,389 @@
+"""The coordinator role (riak put_fsm/get_fsm): fan a request out to a key's replicas, wait for
+the quorum, merge, repair. Used only when the ring has more than one node (service.py has the
+single-node fast path).
+
+Not placement (ring.py), not the sibling laws (versioning.py), not storage (replica.py).
+
+- Effective quorums (DESIGN.md §2): N_eff = min(N, ring size), R_eff = min(R, N_eff),
+  W_eff = min(W, N_eff).
+- Forwarding: a node outside the key's preference list forwards get/put/mutate to the first
+  live primary (the next one if that fails), which coordinates; a forwarded request is always
+  coordinated by its receiver, even if its ring view differs (no forwarding loops).
+- put: the coordinator applies the write to its own replica first (minting the dot with its
+  actor over the join of its local siblings, or the client's context), then sends the stored
+  sibling set to the other `plan_writes` targets and answers after W_eff acks. A send that fails
+  or times out records a hint here for that owner (best effort) and, while W is not met yet,
+  is retried on the next live node outside the preference list as a fallback holding a hint.
+- get: asks the live primaries (plus a fallback per down primary, which answers from its hint),
+  answers after R_eff, merges with `versioning.sync`. Once every asked replica answered or timed
+  out, stale primaries get the merged set (read repair, `read_repairs` counts replicas repaired;
+  `conflicts_detected` counts reads whose merged set has more than one live sibling).
+- mutate: at the key's first live primary (every other node forwards it there, primaries
+  included, so one lock serializes the key), under a per-key asyncio.Lock: quorum read -> winner -> mutator ->
+  quorum write over the read's joined context. A forwarded mutation's reply travels RESP2-encoded
+  (resp_kv.resp.encode) and is decoded with hiredis; a top-level simple string comes back as
+  resp_kv.reply.SimpleString, nested ones as bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import hiredis
+
+from cluster import messages, versioning
+from cluster.replica import TOKEN_LIMIT
+from cluster.ring import Target, plan_writes
+from cluster.transport import PeerError
+from cluster.types import Context, NodeId, PeerUnavailable, QuorumNotReached, Sibling, key_token
+
+log = logging.getLogger("cluster.coordinator")
+
+_CALL_ERRORS = (PeerUnavailable, PeerError, TimeoutError, ConnectionError, OSError)
+
+
+class _Gather:
+    """Wait for `need` successes among futures; done early when that can no longer happen.
+    Feeds on done-callbacks, so a request creates no task."""
+
+    def __init__(self, need: int, total: int, successes: int = 0) -> None:
+        self.need, self.total = need, total
+        self.ok = successes
+        self.failed = 0
+        self.waiter: asyncio.Future | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.ok >= self.need or self.failed > self.total - self.need
+
+    def record(self, ok: bool) -> None:
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+        if self.waiter is not None and not self.waiter.done() and self.done:
+            self.waiter.set_result(None)
+
+    async def wait(self) -> None:
+        if not self.done:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+
+
+class Coordinator:
+    """Quorum reads and writes over the peer transport. Event-loop thread only."""
+
+    def __init__(self, cluster, network) -> None:
+        self.cluster = cluster
+        self.network = network            # .ring, .alive, .transport
+        self.me = cluster.node_id
+        self._locks: dict[bytes, list] = {}   # key -> [lock, users]
+        self._background: set[asyncio.Task] = set()
+
+    # --- quorum sizes -----------------------------------------------------------------------
+
+    def _sizes(self) -> tuple[int, int, int]:
+        config = self.cluster.config
+        n = max(1, min(config.replicas, len(self.network.ring)))
+        return n, min(config.read_quorum, n), min(config.write_quorum, n)
+
+    def _call(self, node: NodeId, verb: bytes, args: list) -> asyncio.Future:
+        return self.network.transport.call(node, verb, args)
+
+    # --- forwarding -------------------------------------------------------------------------
+
+    async def _forward(self, token: int, verb: bytes, args: list):
+        """Send a request to the first live primary that answers; PeerUnavailable if none."""
+        n, _, _ = self._sizes()
+        alive = self.network.alive
+        primaries = [p for p in self.network.ring.preference_list(token, n) if p in alive]
+        last_error: Exception | None = None
+        for node in primaries:
+            try:
+                return await self._call(node, verb, args)
+            except (PeerUnavailable, TimeoutError, ConnectionError, OSError) as error:
+                last_error = error
+        raise PeerUnavailable(f"no live replica of the key answered ({last_error})")
+
+    def _is_primary(self, token: int) -> bool:
+        n, _, _ = self._sizes()
+        return self.me in self.network.ring.preference_list(token, n)
+
+    def _is_first_live_primary(self, token: int) -> bool:
+        n, _, _ = self._sizes()
+        alive = self.network.alive
+        for node in self.network.ring.preference_list(token, n):
+            if node in alive:
+                return node == self.me
+        return False
+
+    # --- get --------------------------------------------------------------------------------
+
+    async def get(self, key: bytes, repair_all: bool = False, forwarded: bool = False
+                  ) -> list[Sibling]:
+        token = key_token(key)
+        if not forwarded and not self._is_primary(token):
+            raw = await self._forward(token, messages.FGET, [key])
+            return versioning.decode_siblings(raw) if raw else []
+        return await self._coordinate_get(key, token)
+
+    async def _coordinate_get(self, key: bytes, token: int) -> list[Sibling]:
+        n, r, _ = self._sizes()
+        network = self.network
+        targets = plan_writes(network.ring, token, n, network.alive)
+        replica = self.cluster.replica
+        answers: dict[NodeId, bytes | None] = {}
+        remote = [t for t in targets if t.node != self.me]
+        gather = _Gather(r, len(remote) + 1)
+        if self.me in {t.node for t in targets}:
+            answers[self.me] = replica.read_encoded(key, token)
+            gather.ok = 1
+        else:
+            gather.total -= 1
+        futures = []
+        for target in remote:
+            future = self._call(target.node, messages.GET,
+                                [key, (target.hint_for or "").encode()])
+            future.add_done_callback(
+                lambda f, node=target.node: self._read_answer(f, node, answers, gather))
+            futures.append((target, future))
+        await gather.wait()
+        if gather.ok < r:
+            raise QuorumNotReached("read", gather.ok, r)
+        merged = _merge(answers.values())
+        if sum(1 for s in merged if s.value is not None) > 1:
+            self.cluster.stats["conflicts_detected"] += 1
+        if futures:
+            self._spawn(self._read_repair(key, token, targets, futures, answers))
+        elif len(answers) > 1:
+            self._spawn(self._read_repair(key, token, targets, [], answers))
+        return merged
+
+    def _read_answer(self, future: asyncio.Future, node: NodeId, answers: dict,
+                     gather: _Gather) -> None:
+        if future.cancelled() or future.exception() is not None:
+            gather.record(False)
+            return
+        answers[node] = future.result()
+        gather.record(True)
+
+    async def _read_repair(self, key: bytes, token: int, targets: list[Target], futures: list,
+                           answers: dict) -> None:
+        """After every asked replica answered or failed, send the merged set to stale ones."""
+        if futures:
+            await asyncio.wait([f for _, f in futures])
+        merged = _merge(answers.values())
+        if not merged:
+            return
+        encoded = versioning.encode_siblings(merged)
+        hinted = {t.node for t in targets if t.hint_for}
+        for node, raw in list(answers.items()):
+            if raw == encoded or node in hinted:
+                continue
+            self.cluster.stats["read_repairs"] += 1
+            if node == self.me:
+                self.cluster.replica.apply(key, token, merged)
+            else:
+                self._call(node, messages.PUT, [key, encoded, b""]).add_done_callback(_ignore)
+
+    # --- put --------------------------------------------------------------------------------
+
+    async def put(self, key: bytes, value: bytes | None, expire_at_ms: int = 0,
+                  context: Context | None = None, forwarded: bool = False) -> None:
+        token = key_token(key)
+        if not forwarded and not self._is_primary(token):
+            ctx = None if context is None else versioning.format_context(context).encode()
+            await self._forward(token, messages.FPUT, [key, value, expire_at_ms, ctx])
+            return
+        await self._coordinate_put(key, token, value, expire_at_ms, context)
+
+    async def _coordinate_put(self, key: bytes, token: int, value: bytes | None,
+                              expire_at_ms: int, context: Context | None,
+                              local: list[Sibling] | None = None,
+                              old_raw: bytes | None = None) -> None:
+        n, _, w = self._sizes()
+        network = self.network
+        cluster = self.cluster
+        _, survivors, encoded = cluster.local_write_full(key, token, value, expire_at_ms,
+                                                         context, local, old_raw)
+        targets = plan_writes(network.ring, token, n, network.alive)
+        remote = [t for t in targets if t.node != self.me]
+        gather = _Gather(w, len(remote) + 1, successes=1)
+        used = {t.node for t in targets} | {self.me}
+        for target in remote:
+            self._send_put(key, token, encoded, survivors, target, gather, used)
+        await gather.wait()
+        if gather.ok < w:
+            raise QuorumNotReached("write", gather.ok, w)
+
+    def _send_put(self, key: bytes, token: int, encoded: bytes, survivors: list[Sibling],
+                  target: Target, gather: _Gather, used: set[NodeId]) -> None:
+        future = self._call(target.node, messages.PUT,
+                            [key, encoded, (target.hint_for or "").encode()])
+
+        def done(f: asyncio.Future) -> None:
+            if not f.cancelled() and f.exception() is None:
+                gather.record(True)
+                return
+            owner = target.hint_for or target.node
+            self.cluster.hints.add(owner, token, key, survivors)      # best effort
+            spare = None if gather.ok >= gather.need else self._spare(token, used)
+            if spare is None:
+                gather.record(False)
+                return
+            used.add(spare)
+            self._send_put(key, token, encoded, survivors, Target(spare, hint_for=owner),
+                           gather, used)
+
+        future.add_done_callback(done)
+
+    def _spare(self, token: int, used: set[NodeId]) -> NodeId | None:
+        alive = self.network.alive
+        for node in self.network.ring.walk(token):
+            if node not in used and node in alive:
+                return node
+        return None
+
+    # --- mutate -----------------------------------------------------------------------------
+
+    async def mutate(self, key: bytes, name: str, args: list[bytes], forwarded: bool = False):
+        token = key_token(key)
+        if not forwarded and not self._is_first_live_primary(token):
+            raw = await self._forward(token, messages.FMUT, [key, name.encode(), *args])
+            return decode_reply(raw)
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                siblings = await self._coordinate_get(key, token)
+                now_ms = self.cluster.clock.wall_ms()
+                outcome = self.cluster.mutators[name](versioning.winner(siblings, now_ms),
+                                                      args, now_ms)
+                write = outcome.write
+                if write is not None:
+                    await self._coordinate_put(key, token, write.value, write.expire_at_ms,
+                                               versioning.join_context(siblings))
+                return outcome.reply
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del self._locks[key]
+
+    # --- whole keyspace ---------------------------------------------------------------------
+
+    async def _ask_all(self, verb: bytes, args: list, local: Callable[[], object],
+                       nodes: list[NodeId] | None = None) -> dict[NodeId, object]:
+        """Ask every live ring node (this one locally); return node -> answer or exception."""
+        alive = self.network.alive
+        nodes = nodes if nodes is not None else [
+            node for node in self.network.ring.nodes if node in alive]
+        results: dict[NodeId, object] = {}
+        calls = {node: self._call(node, verb, args) for node in nodes if node != self.me}
+        if self.me in nodes:
+            results[self.me] = local()
+        if calls:
+            await asyncio.wait(list(calls.values()))
+        for node, future in calls.items():
+            results[node] = future.exception() or future.result()
+        return results
+
+    async def scan(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        """Union of every live node's page; complete up to the smallest `upto` reported."""
+        count = max(count, 1)
+        now_ms = self.cluster.clock.wall_ms()
+        results = await self._ask_all(
+            messages.SCAN, [cursor, count],
+            lambda: encode_scan_page(*self.cluster.replica.scan_live(cursor, count, now_ms)))
+        bound, found = TOKEN_LIMIT, {}
+        for answer in results.values():
+            if isinstance(answer, Exception):
+                continue
+            upto, flat = messages.to_int(answer[0]), answer[1]
+            bound = min(bound, upto)
+            for i in range(0, len(flat), 2):
+                found[flat[i + 1]] = messages.to_int(flat[i])
+        keys = sorted((token, key) for key, token in found.items() if token < bound)
+        return (0 if bound >= TOKEN_LIMIT else bound), [key for _, key in keys]
+
+    async def dbsize(self) -> int:
+        """Sum over live nodes of their live keys whose first live primary they are.
+
+        Approximate: a key missing from its first live primary (a replica not yet repaired)
+        is not counted, and one present only there is. Exact once replicas converge."""
+        alive = sorted(self.network.alive)
+        alive_csv = ",".join(alive).encode()
+        results = await self._ask_all(messages.COUNT, [alive_csv],
+                                      lambda: self.count_owned(set(alive)))
+        return sum(answer for answer in results.values() if isinstance(answer, int))
+
+    def count_owned(self, alive: set[NodeId]) -> int:
+        """Count live local keys whose first live primary is this node."""
+        n, _, _ = self._sizes()
+        ring, now_ms, me = self.network.ring, self.cluster.clock.wall_ms(), self.me
+        total = 0
+        decode = versioning.decode_siblings
+        for token, _, raw in self.cluster.replica.scan_range(0):
+            first = next((p for p in ring.preference_list(token, n) if p in alive), None)
+            if first == me and not versioning.is_dead(decode(raw), now_ms):
+                total += 1
+        return total
+
+    async def flushall(self) -> None:
+        """Every ring node deletes its data and hints; QuorumNotReached if any is down."""
+        nodes = list(self.network.ring.nodes)
+        results = await self._ask_all(messages.FLUSH, [], self.cluster.flush_local, nodes)
+        done = sum(1 for node in nodes
+                   if node in results and not isinstance(results[node], Exception))
+        if done < len(nodes):
+            raise QuorumNotReached("flushall", done, len(nodes))
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background repair failed: %r", task.exception())
+
+    async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+
+
+def _merge(raws) -> list[Sibling]:
+    merged: list[Sibling] = []
+    for raw in raws:
+        if raw:
+            merged = versioning.sync(merged, versioning.decode_siblings(raw))
+    return merged
+
+
+def _ignore(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def encode_scan_page(found: list[tuple[int, bytes]], upto: int) -> list:
+    """Encode a SCAN page as [upto, [token, key, ...]] (tokens as decimal bulks: u64)."""
+    flat: list = []
+    for token, key in found:
+        flat += (b"%d" % token, key)
+    return [b"%d" % upto, flat]
+
+
+def decode_reply(raw: bytes):
+    """Decode a forwarded mutation's RESP2 reply (see module docstring)."""
+    if raw[:1] == b"+" and raw.count(b"\r\n") == 1:
+        from resp_kv.resp import SimpleString
+        return SimpleString(raw[1:-2].decode())
+    reader = hiredis.Reader()
+    reader.feed(raw)
+    return reader.gets()

@@ -1,0 +1,234 @@
+"""The peer port's client side: one persistent, pipelined connection per peer.
+
+Not the server (peer_server.py) and not the frames (messages.py). `call()` returns a future
+(no task per request): the request is queued on the peer's link and every frame queued in one
+event-loop iteration leaves in one socket write. Responses are matched by request id.
+
+- Per-call timeout (config.request_timeout_s): a sweeper fails overdue futures with TimeoutError
+  every TIMEOUT_TICK_S, so a timeout costs no timer per request.
+- A link that fails fails its pending calls with PeerUnavailable and reconnects on the next call,
+  after a backoff that doubles from 0.05 s up to 2 s; calls made during the backoff fail at once.
+- `blocked` nodes (DEBUG PARTITION) fail at once, and their links are closed.
+- Incoming bytes are bounded (messages.PEER_MAX_BUFFER_BYTES); garbage closes the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+
+import hiredis
+
+from cluster import messages
+from cluster.clock import Clock
+from cluster.types import NodeId, PeerUnavailable
+
+log = logging.getLogger("cluster.transport")
+
+TIMEOUT_TICK_S = 0.05
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 2.0
+
+
+class PeerError(Exception):
+    """The peer answered a request with an error."""
+
+
+class PeerTransport:
+    """Outbound peer calls. Event-loop thread only."""
+
+    def __init__(self, node_id: NodeId, secret: str | None,
+                 resolve: Callable[[NodeId], tuple[str, int] | None], clock: Clock,
+                 timeout_s: float) -> None:
+        self.node_id = node_id
+        self.secret = secret
+        self.resolve = resolve
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self.blocked: set[NodeId] = set()
+        self._links: dict[NodeId, _Link] = {}
+        self._ids = itertools.count(1)
+        self._sweeper: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for link in list(self._links.values()):
+            link.close(PeerUnavailable("transport stopped"))
+        self._links.clear()
+
+    def call(self, node: NodeId, verb: bytes, args: list, timeout_s: float | None = None
+             ) -> asyncio.Future:
+        """Send one request; return a future of its payload (PeerError, PeerUnavailable or
+        TimeoutError on failure)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if node in self.blocked:
+            future.set_exception(PeerUnavailable(f"{node} is partitioned away"))
+            return future
+        link = self._links.get(node)
+        if link is None:
+            link = self._links[node] = _Link(self, node)
+        deadline = self.clock.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        link.request(future, verb, next(self._ids), args, deadline)
+        return future
+
+    def block(self, nodes: set[NodeId]) -> None:
+        self.blocked |= nodes
+        for node in nodes:
+            self.disconnect(node)
+
+    def unblock_all(self) -> None:
+        self.blocked.clear()
+
+    def disconnect(self, node: NodeId) -> None:
+        link = self._links.pop(node, None)
+        if link is not None:
+            link.close(PeerUnavailable(f"disconnected from {node}"))
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(TIMEOUT_TICK_S)
+            now = self.clock.monotonic()
+            for link in list(self._links.values()):
+                link.expire(now)
+
+
+class _Link(asyncio.Protocol):
+    """One outbound connection to one peer, reconnected on demand."""
+
+    def __init__(self, owner: PeerTransport, node: NodeId) -> None:
+        self._owner = owner
+        self.node = node
+        self._pending: dict[bytes, tuple[asyncio.Future, float]] = {}
+        self._queue: list[bytes] = []          # frames waiting for the connection or the flush
+        self._transport: asyncio.Transport | None = None
+        self._reader: hiredis.Reader | None = None
+        self._state = "idle"                   # idle -> connecting -> hello -> ready -> idle
+        self._flush_scheduled = False
+        self._backoff_s = 0.0
+        self._retry_at = 0.0
+        self._connector: asyncio.Task | None = None
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def request(self, future: asyncio.Future, verb: bytes, rid: int, args: list,
+                deadline: float) -> None:
+        if self._state == "idle":
+            if self._owner.clock.monotonic() < self._retry_at:
+                future.set_exception(PeerUnavailable(f"{self.node} unreachable (backing off)"))
+                return
+            self._connect()
+        key = b"%d" % rid
+        self._pending[key] = (future, deadline)
+        self._queue.append(messages.encode_request(verb, rid, args))
+        if self._state == "ready" and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._state == "ready" and self._queue:
+            frames, self._queue = self._queue, []
+            self._transport.write(b"".join(frames))
+
+    def expire(self, now: float) -> None:
+        overdue = [key for key, (_, deadline) in self._pending.items() if deadline <= now]
+        for key in overdue:
+            future, _ = self._pending.pop(key)
+            if not future.done():
+                future.set_exception(TimeoutError(f"{self.node} did not answer in time"))
+
+    # --- connection -------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        address = self._owner.resolve(self.node)
+        self._state = "connecting"
+        self._connector = asyncio.ensure_future(self._open(address))
+
+    async def _open(self, address) -> None:
+        if address is None:
+            self._fail(PeerUnavailable(f"no address for {self.node}"))
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.create_connection(lambda: self, *address),
+                                   self._owner.timeout_s)
+        except (OSError, TimeoutError) as error:
+            self._fail(PeerUnavailable(f"cannot connect to {self.node} at {address}: {error}"))
+
+    def connection_made(self, transport) -> None:
+        self._transport = transport
+        self._reader = hiredis.Reader()
+        self._state = "hello"
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        reader.feed(data)
+        try:
+            while True:
+                frame = reader.gets()
+                if frame is False:
+                    break
+                if self._state == "hello":
+                    self._hello(frame)
+                else:
+                    self._response(frame)
+        except (hiredis.ProtocolError, ValueError, TypeError) as error:
+            log.warning("closing link to %s: bad frame (%s)", self.node, error)
+            self._transport.close()
+            return
+        if reader.len() > messages.PEER_MAX_BUFFER_BYTES:
+            log.warning("closing link to %s: response buffer over the bound", self.node)
+            self._transport.close()
+
+    def _hello(self, frame) -> None:
+        if not (isinstance(frame, list) and len(frame) == 2 and frame[0] == messages.HELLO):
+            raise ValueError("no HELLO from the peer")
+        owner = self._owner
+        proof = messages.auth_proof(owner.secret, frame[1], owner.node_id)
+        auth = messages.encode_value([messages.AUTH, owner.node_id.encode(), proof])
+        self._state = "ready"
+        self._backoff_s = 0.0
+        frames, self._queue = self._queue, []
+        self._transport.write(auth + b"".join(frames))
+
+    def _response(self, frame) -> None:
+        if not (isinstance(frame, list) and len(frame) == 3):
+            raise ValueError("response is not [id, status, payload]")
+        entry = self._pending.pop(frame[0], None)
+        if entry is None or entry[0].done():
+            return                              # timed out already
+        if frame[1] == messages.STATUS_OK:
+            entry[0].set_result(frame[2])
+        else:
+            message = frame[2].decode(errors="replace") if isinstance(frame[2], bytes) else "?"
+            entry[0].set_exception(PeerError(message))
+
+    def connection_lost(self, exc) -> None:
+        self._fail(PeerUnavailable(f"connection to {self.node} lost"))
+
+    def _fail(self, error: Exception) -> None:
+        """Fail every pending call, go idle, and back off before the next connect."""
+        self._state = "idle"
+        self._transport = None
+        self._queue.clear()
+        pending, self._pending = self._pending, {}
+        for future, _ in pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_MIN_S, self._backoff_s * 2))
+        self._retry_at = self._owner.clock.monotonic() + self._backoff_s
+
+    def close(self, error: Exception) -> None:
+        if self._connector is not None and not self._connector.done():
+            self._connector.cancel()
+        transport = self._transport
+        self._fail(error)
+        if transport is not None:
+            transport.close()

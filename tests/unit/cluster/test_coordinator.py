@@ -1,0 +1,221 @@
+"""Coordinator logic over the in-process FakeNetwork: quorums, sloppy quorum and hints, read
+repair, forwarding, per-key serialization of mutations, cluster-wide SCAN/DBSIZE/FLUSHALL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cluster import versioning
+from cluster.network import Network
+from cluster.service import Cluster
+from cluster.types import Outcome, QuorumNotReached, Write, key_token
+from resp_kv.config import ClusterConfig
+from resp_kv.reply import SimpleString
+from tests.helpers.fake_network import FakeClock, FakeNetwork, MemoryStore
+
+
+def _incr(current, args, now_ms):
+    value = int(current.value) + 1 if current is not None else 1
+    return Outcome(value, Write(str(value).encode()))
+
+
+def _set_ok(current, args, now_ms):
+    return Outcome(SimpleString("OK"), Write(args[0]))
+
+
+MUTATORS = {"incr": _incr, "set": _set_ok}
+
+
+def build(names, n=3, r=2, w=2):
+    net, clock = FakeNetwork(), FakeClock()
+    clusters = {}
+    for name in names:
+        config = ClusterConfig(node_id=name, replicas=n, read_quorum=r, write_quorum=w, vnodes=16)
+        cluster = Cluster(config, MemoryStore(), MUTATORS, clock)
+        cluster.network = Network(cluster, transport=net.transport_for(name), server=net.server(),
+                                  gossip=False)
+        net.add(name, cluster.network)
+        clusters[name] = cluster
+    for cluster in clusters.values():
+        cluster.network.set_view(names, names)
+    return net, clock, clusters
+
+
+def prefs(cluster, key, n=3):
+    return cluster.network.ring.preference_list(key_token(key), n)
+
+
+def key_where(cluster, predicate, n=3):
+    for i in range(10_000):
+        key = b"key:%d" % i
+        if predicate(prefs(cluster, key, n)):
+            return key
+    raise AssertionError("no such key")
+
+
+async def settle():
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+
+
+def local_value(cluster, key):
+    winner = versioning.winner(cluster.replica.read(key, key_token(key)), 0)
+    return None if winner is None else winner.value
+
+
+def run(coro):
+    asyncio.run(asyncio.wait_for(coro, 10))
+
+
+def test_put_reaches_every_replica_and_any_node_reads_it() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        assert not nodes["a"].solo
+        await nodes["a"].put(b"k", b"v")
+        await settle()
+        assert all(local_value(c, b"k") == b"v" for c in nodes.values())
+        for cluster in nodes.values():
+            assert versioning.winner(await cluster.get(b"k"), 0).value == b"v"
+    run(scenario())
+
+
+def test_write_quorum_not_reached_when_coordinator_is_cut_off() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        net.partition("a", "b")
+        net.partition("a", "c")
+        with pytest.raises(QuorumNotReached) as error:
+            await nodes["a"].put(b"k", b"v")
+        assert (error.value.what, error.value.acked, error.value.needed) == ("write", 1, 2)
+        with pytest.raises(QuorumNotReached):
+            await nodes["a"].get(b"k")
+    run(scenario())
+
+
+def test_write_meets_quorum_with_one_replica_down_and_hints_it() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        net.drop("c")                             # c is silent: its send times out
+        await nodes["a"].put(b"k", b"v")
+        await asyncio.sleep(0.1)
+        assert nodes["a"].hints.pending == 1      # the coordinator hinted the failed primary
+        assert local_value(nodes["c"], b"k") is None
+        net.heal()
+        assert await nodes["a"].network.deliverer.deliver_once() == 1
+        assert local_value(nodes["c"], b"k") == b"v"
+        assert nodes["a"].hints.pending == 0 and nodes["a"].hints.delivered == 1
+    run(scenario())
+
+
+def test_sloppy_quorum_uses_a_fallback_that_stores_a_hint() -> None:
+    async def scenario():
+        names = ["a", "b", "c", "d"]
+        net, _, nodes = build(names, n=3, r=2, w=3)
+        key = key_where(nodes["a"], lambda p: p[0] == "a")
+        down = prefs(nodes["a"], key)[2]
+        spare = next(x for x in names if x not in prefs(nodes["a"], key))
+        net.drop(down)
+        await nodes["a"].put(key, b"v")           # W=3 met with the spare standing in
+        await settle()
+        assert nodes[spare].hints.pending == 1
+        assert local_value(nodes[spare], key) is None      # a hint, not a replica copy
+        net.heal()
+        await nodes[spare].network.deliverer.deliver_once()
+        assert local_value(nodes[down], key) == b"v"
+    run(scenario())
+
+
+def test_read_repair_fixes_a_stale_replica() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"], r=3)
+        await nodes["a"].put(b"k", b"v1")
+        await settle()
+        nodes["b"].store.data.clear()             # b lost the key
+        assert versioning.winner(await nodes["a"].get(b"k"), 0).value == b"v1"
+        await settle()
+        assert local_value(nodes["b"], b"k") == b"v1"
+        assert nodes["a"].stats["read_repairs"] == 1
+    run(scenario())
+
+
+def test_concurrent_writes_become_siblings_and_are_counted_as_conflicts() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"], r=3)
+        key = key_where(nodes["a"], lambda p: p[:2] == ["a", "b"])
+        await settle()                            # let the start-up range streams finish
+        net.partition("a", "b")
+        await nodes["a"].put(key, b"from-a")
+        await nodes["b"].put(key, b"from-b")
+        net.heal()
+        siblings = await nodes["a"].get(key)
+        assert sorted(s.value for s in siblings) == [b"from-a", b"from-b"]
+        assert nodes["a"].stats["conflicts_detected"] == 1
+    run(scenario())
+
+
+def test_non_primary_forwards_get_put_and_mutate() -> None:
+    async def scenario():
+        names = ["a", "b", "c", "d"]
+        net, _, nodes = build(names)
+        key = key_where(nodes["a"], lambda p: "d" not in p)
+        await nodes["d"].put(key, b"v")
+        assert ("d", prefs(nodes["a"], key)[0], b"FPUT") in net.calls
+        await settle()
+        assert local_value(nodes["d"], key) is None
+        assert versioning.winner(await nodes["d"].get(key), 0).value == b"v"
+        assert await nodes["d"].mutate(key, "set", [b"w"]) == SimpleString("OK")
+        assert await nodes["d"].mutate(b"n" + key, "incr", []) in (1,)
+    run(scenario())
+
+
+def test_mutations_on_one_key_are_serialized_at_the_coordinator() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c", "d"])
+        callers = list(nodes.values())
+        await asyncio.gather(*(callers[i % 4].mutate(b"counter", "incr", []) for i in range(40)))
+        assert versioning.winner(await nodes["a"].get(b"counter"), 0).value == b"40"
+    run(scenario())
+
+
+def test_scan_dbsize_and_flushall_are_cluster_wide() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c", "d"])
+        keys = {b"key:%d" % i for i in range(120)}
+        await nodes["a"].put_many([(k, b"x") for k in keys])
+        await settle()
+        seen, cursor = [], 0
+        while True:
+            cursor, page = await nodes["b"].scan(cursor, 7)
+            seen += page
+            if cursor == 0:
+                break
+        assert sorted(seen) == sorted(keys)
+        assert await nodes["c"].dbsize() == 120
+        await nodes["d"].flushall()
+        assert await nodes["a"].dbsize() == 0
+        net.partition("a", "b")
+        with pytest.raises(QuorumNotReached):
+            await nodes["a"].flushall()
+    run(scenario())
+
+
+def test_joining_node_streams_its_ranges() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        for i in range(50):
+            await nodes["a"].put(b"key:%d" % i, b"x")
+        await settle()
+        config = ClusterConfig(node_id="d", replicas=3, read_quorum=2, write_quorum=2, vnodes=16)
+        d = Cluster(config, MemoryStore(), MUTATORS, nodes["a"].clock)
+        d.network = Network(d, transport=net.transport_for("d"), server=net.server(), gossip=False)
+        net.add("d", d.network)
+        names = ["a", "b", "c", "d"]
+        for cluster in (*nodes.values(), d):
+            cluster.network.set_view(names, names)
+        await asyncio.sleep(0.2)
+        mine = [b"key:%d" % i for i in range(50) if "d" in prefs(d, b"key:%d" % i)]
+        assert mine and all(local_value(d, k) == b"x" for k in mine)
+    run(scenario())
