@@ -236,13 +236,15 @@ def segment_coverage(ranges: Iterable[Range]) -> tuple[list[int], dict[int, list
     partial: dict[int, list[Range]] = {}
     for start, end in normalize_ranges(ranges):
         first, last = start >> _SEGMENT_SHIFT, (end - 1) >> _SEGMENT_SHIFT
-        for segment in range(first, last + 1):
+        for segment in {first, last}:            # only the end segments can be cut
             lo, hi = segment_bounds(segment)
             sub = (max(lo, start), min(hi, end))
             if sub == (lo, hi):
                 full.append(segment)
             else:
                 partial.setdefault(segment, []).append(sub)
+        full.extend(range(first + 1, last))
+    full.sort()
     return full, partial
 
 

@@ -46,7 +46,7 @@ def _scratch(store: dict) -> MerkleTree:
     return MerkleTree.from_items((t, k, version_digest(v)) for (t, k), v in store.items())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(OPS)
 def test_merkle_incremental_equals_from_scratch(ops) -> None:
     store, tree = _apply(ops)
@@ -55,7 +55,7 @@ def test_merkle_incremental_equals_from_scratch(ops) -> None:
     assert tree.diff(scratch) == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(OPS, OPS)
 def test_merkle_diff_is_exactly_the_leaves_whose_keys_differ(ops_a, ops_b) -> None:
     store_a, tree_a = _apply(ops_a)

@@ -1,0 +1,740 @@
+"""Merkle anti-entropy: always-current trees, the peer exchange, REPAIR, and the GC gate.
+
+Not the tree arithmetic (merkle.py, pure) and not the transport (transport.py): this file keeps
+one `MerkleTree` current from the replica's write listener, serves and runs exchanges over the
+peer protocol, schedules them, and decides when compaction may drop a dead record.
+
+Exchange (initiator I, responder R, over S = I's replica ranges ∩ R's, both from the ring)::
+
+    AE.ROOT  session ranges(S)         -> [state, root]      state "ready" | "building"
+    AE.NODES session level parents     -> child hashes       only under differing parents
+    AE.KEYS  session segments          -> [key, flag+digest, ...]   only differing leaves
+    AE.PULL  key*                      -> [encoded | nil, ...]      only differing keys
+    AE.PUSH  (key encoded)*            -> applied count      merged with versioning.sync
+    AE.PURGE key*                      -> purged count       dead records both may forget
+    AE.DONE  session                   -> "OK"               R records a clean sync with I
+
+    session  := 8 random bytes; R keeps its view of S for the session (60 s, LRU 64)
+    parents  := u16be*  (node indices at `level`)        segments := u16be*
+    flag     := 1 byte, 1 = R's GC gate would already drop this dead record
+
+Both sides compare views restricted to S (merkle.MerkleTree.restricted; the live tree when S is
+the whole ring). A differing key is pulled, merged locally, and the merge pushed back only if it
+differs from R's; a key only I has is pushed, so keys_sent + keys_received <= 2 x divergence.
+Everything is a DVV sync, so a repeated or interrupted exchange is harmless. An in-sync check
+of any size costs one ROOT round trip (~100 bytes plus the range list).
+
+Tree lifecycle: the leaf array is saved under b"tleaves" with a b"tclean" marker at stop();
+start() loads it and deletes the marker (a crash then means: rebuild). Without a clean marker
+the tree is rebuilt in the background by chunked scans (INFO `merkle_tree:building`); writes
+above the scan cursor are left to the scan, and exchanges wait for `ready`.
+
+Compaction-dropped records leave the tree without a listener call: the filter notes their
+segments with the engine's compaction count, and once that compaction is published the
+segment's leaf is recomputed by scanning that one segment.
+
+GC gate (`compaction_filter`): a dead record (every sibling a tombstone or expired) is dropped
+only if every other replica of its token has completed a clean exchange with this node that
+*started* after the record became dead here: for a record that arrived dead, its local arrival
+(kept per segment, in this node's clock); for one that expired in place, its expiry; never
+before this process started. An exchange is clean when every phase finished, pushes included,
+so each replica then holds the record or a successor. With no other replica (single node)
+dead records are dropped at once. `tombstone_grace_s` is added on top. A replica that stays
+away blocks GC of the ranges it shares (tombstones accumulate; nothing can come back), until it
+returns and syncs or an operator removes it from the ring; a removed node must rejoin empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import struct
+from array import array
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from cluster import merkle, versioning
+from cluster.clock import Clock, SystemClock
+from cluster.merkle import SEGMENTS, TOKEN_LIMIT, MerkleTree, Range
+from cluster.replica import DATA_END, DATA_PREFIX, Replica, data_key
+from cluster.types import LocalStore, NodeId, key_token
+
+log = logging.getLogger("cluster.antientropy")
+
+ROOT, NODES, KEYS = b"AE.ROOT", b"AE.NODES", b"AE.KEYS"
+PULL, PUSH, PURGE, DONE = b"AE.PULL", b"AE.PUSH", b"AE.PURGE", b"AE.DONE"
+VERBS = (ROOT, NODES, KEYS, PULL, PUSH, PURGE, DONE)
+
+LEAVES_KEY = b"tleaves"                 # on-disk: never change
+CLEAN_KEY = b"tclean"                   # on-disk: never change
+_U16 = struct.Struct(">H")
+_SESSION_TTL_S = 60.0
+_SESSIONS_MAX = 64
+_PARENTS_PER_CALL = 256                 # 256 * 16 children * 16 bytes = 64 KiB replies
+_SEGMENTS_PER_CALL = 256
+_KEYS_PER_CALL = 512
+_CALL_TIMEOUT_S = 30.0
+_BUILD_CHUNK = 4096                     # records per synchronous rebuild step
+_PEER_BUILDING_WAIT_S = 60.0
+
+Call = Callable[[NodeId, bytes, list, float], Awaitable[object]]
+STAT_FIELDS = ("peers", "ranges_compared", "ranges_differing", "keys_sent", "keys_received",
+               "bytes_sent", "bytes_received", "duration_ms")
+
+
+def ring_ranges(pairs: Iterable[tuple[int, int]]) -> list[Range]:
+    """Convert Ring.replica_ranges output ((start, end] with wrap-around; (t, t) = the whole
+    ring) to normalized half-open [start, end) ranges."""
+    out: list[Range] = []
+    for start, end in pairs:
+        if start == end:
+            return [(0, TOKEN_LIMIT)]
+        if start < end:
+            out.append((start + 1, end + 1))
+        else:
+            if start + 1 < TOKEN_LIMIT:
+                out.append((start + 1, TOKEN_LIMIT))
+            out.append((0, end + 1))
+    return merkle.normalize_ranges(out)
+
+
+def wire_size(value: object) -> int:
+    """Return the RESP2 size of a payload (what a peer frame carries for it)."""
+    if value is None:
+        return 5
+    if isinstance(value, (bytes, bytearray)):
+        return len(value) + len(str(len(value))) + 5
+    if isinstance(value, int):
+        return len(str(value)) + 3
+    if isinstance(value, str):
+        return wire_size(value.encode())
+    if isinstance(value, (list, tuple)):
+        return len(str(len(value))) + 3 + sum(wire_size(v) for v in value)
+    return 0
+
+
+@dataclass
+class _Stats:
+    peers: int = 0
+    ranges_compared: int = 0
+    ranges_differing: int = 0
+    keys_sent: int = 0
+    keys_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    duration_ms: int = 0
+
+    def add(self, other: _Stats) -> None:
+        for name in STAT_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in STAT_FIELDS}
+
+
+@dataclass
+class _View:
+    """One side's picture of the shared ranges S during a session."""
+
+    ranges: list[Range]
+    full: set[int]
+    partial: dict[int, list[Range]]
+    tree: MerkleTree
+    started_ms: int
+    touched_s: float = 0.0
+
+
+@dataclass
+class _Budget:
+    """A bytes/s cap for background exchanges (None = uncapped)."""
+
+    rate: float | None
+    clock: Clock
+    started_s: float = field(default=0.0)
+    spent: int = 0
+
+    async def spend(self, nbytes: int) -> None:
+        self.spent += nbytes
+        if not self.rate:
+            return
+        due = self.spent / self.rate - (self.clock.monotonic() - self.started_s)
+        if due > 0:
+            await self.clock.sleep(due)
+
+
+class PeerBuilding(Exception):
+    """The peer's tree is still being rebuilt; try again later."""
+
+
+class AntiEntropy:
+    """Merkle anti-entropy for one node. Event-loop thread only, except `compaction_filter`
+    (compaction thread: it reads, and appends to a list).
+
+    `ring()` returns the current Ring (None or a one-node ring = no peers); `call(node, verb,
+    args, timeout_s)` is PeerTransport.call; `alive()` the nodes believed up.
+    """
+
+    def __init__(self, node_id: NodeId, store: LocalStore, replica: Replica, *,
+                 ring: Callable[[], object | None], replicas: int, call: Call | None = None,
+                 alive: Callable[[], Iterable[NodeId]] | None = None, clock: Clock | None = None,
+                 interval_s: float = 600.0, grace_s: float = 0.0,
+                 max_bytes_per_s: float | None = 8 * 1024 * 1024,
+                 compactions: Callable[[], int] | None = None) -> None:
+        self.node_id, self.store, self.replica = node_id, store, replica
+        self._ring, self.replicas, self._call = ring, replicas, call
+        self._alive = alive
+        self.clock = clock or SystemClock()
+        self.interval_s, self.grace_ms = interval_s, int(grace_s * 1000)
+        self.max_bytes_per_s = max_bytes_per_s
+        self._compactions = compactions or _compaction_counter(store)
+        self.tree = MerkleTree()
+        self.state = "building"
+        self._ready = asyncio.Event()
+        self._build_cursor = DATA_PREFIX          # data keys < cursor are in the tree
+        self._persisted = False
+        self.started_ms = self.clock.wall_ms()
+        # GC gate: per peer, the start (wall ms, our clock) of the last clean exchange per segment.
+        self._clean: dict[NodeId, array] = {}
+        self._dead_arrival = array("q", bytes(8 * SEGMENTS))   # per segment, our wall ms
+        self._gc_pending: list[tuple[int, int]] = []           # (compaction count, segment)
+        self._sessions: OrderedDict[tuple[NodeId, bytes], _View] = OrderedDict()
+        self.last_exchange_ms: dict[NodeId, int] = {}
+        self.counters = dict.fromkeys(
+            ("repair_runs", "repair_keys_sent", "repair_keys_received", "repair_bytes_sent",
+             "repair_bytes_received", "anti_entropy_rounds", "anti_entropy_errors",
+             "tombstones_purged"), 0)
+        self._tasks: set[asyncio.Task] = set()
+        self._rng = random.Random()
+        replica.listeners.append(self.on_write)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def register(self, register: Callable[[bytes, Callable], None]) -> None:
+        """Register the AE.* verbs with PeerServer.register."""
+        handlers = {ROOT: self._on_root, NODES: self._on_nodes, KEYS: self._on_keys,
+                    PULL: self._on_pull, PUSH: self._on_push, PURGE: self._on_purge,
+                    DONE: self._on_done}
+        for verb in VERBS:
+            register(verb, handlers[verb])
+
+    async def start(self) -> None:
+        """Load the saved leaves if they were saved cleanly, else rebuild in the background;
+        start the scheduler."""
+        self.started_ms = self.clock.wall_ms()
+        if not self._load():
+            self._spawn(self._rebuild(), "merkle-rebuild")
+        self._spawn(self._run(), "anti-entropy")
+
+    async def stop(self) -> None:
+        """Stop background work and save the leaves (call before the store closes)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._resolve_gc(force=False)
+        if self.state == "ready" and not self._gc_pending:
+            self.store.put(LEAVES_KEY, merkle.encode_leaves(self.tree.leaves))
+            self.store.put(CLEAN_KEY, b"1")
+            self._persisted = True
+            await self.store.durable()
+
+    def _load(self) -> bool:
+        if self.store.get(CLEAN_KEY) is None:
+            return False
+        blob = self.store.get(LEAVES_KEY)
+        self.store.delete(CLEAN_KEY)            # from now on a crash means: rebuild
+        try:
+            leaves = merkle.decode_leaves(blob or b"")
+        except ValueError as error:
+            log.warning("saved Merkle leaves unusable (%s): rebuilding", error)
+            return False
+        self.tree = MerkleTree(leaves)
+        self._set_ready()
+        return True
+
+    def _set_ready(self) -> None:
+        self.state = "ready"
+        self._build_cursor = DATA_END
+        self._ready.set()
+
+    async def _rebuild(self) -> None:
+        """Build the tree from a scan of the data range, a chunk per loop iteration."""
+        self.tree, self.state, self._build_cursor = MerkleTree(), "building", DATA_PREFIX
+        leaves, digest, item = self.tree.leaves, merkle.version_digest, merkle.item_hash
+        while True:
+            chunk, last = 0, None
+            for store_key, raw in self.store.scan(self._build_cursor, DATA_END):
+                leaves[int.from_bytes(store_key[1:3], "big")] ^= item(store_key[9:], digest(raw))
+                last, chunk = store_key, chunk + 1
+                if chunk >= _BUILD_CHUNK:
+                    break
+            if last is None or chunk < _BUILD_CHUNK:
+                break
+            self._build_cursor = last + b"\x00"
+            await asyncio.sleep(0)
+        self.tree = MerkleTree(leaves)
+        self._set_ready()
+        log.info("Merkle tree rebuilt")
+
+    # --- keeping the tree current -----------------------------------------------------------
+
+    def on_write(self, key: bytes, token: int, old: bytes | None, new: bytes | None) -> None:
+        """Replica write listener: O(depth) tree update, plus the GC gate's arrival mark."""
+        if self.state != "ready" and data_key(token, key) >= self._build_cursor:
+            return                                # the rebuild scan will see the new value
+        digest = merkle.version_digest
+        self.tree.update(token, key, digest(old) if old is not None else None,
+                         digest(new) if new is not None else None)
+        if self._persisted:                       # a write after the save: the save is stale
+            self.store.delete(CLEAN_KEY)
+            self._persisted = False
+        if new is not None and self._has_peers():
+            now = self.clock.wall_ms()
+            if versioning.is_dead(versioning.decode_siblings(new), now):
+                self._dead_arrival[merkle.segment_of(token)] = now
+
+    def _resolve_gc(self, force: bool) -> None:
+        """Rescan the segments compaction dropped records from, once that compaction is
+        published (the engine's compaction count moved past the one noted)."""
+        if not self._gc_pending:
+            return
+        done = self._compactions()
+        ready = [p for p in self._gc_pending if force or done is None or p[0] < done]
+        if not ready:
+            return
+        self._gc_pending = [p for p in self._gc_pending if p not in ready]
+        for segment in sorted({s for _, s in ready}):
+            self.tree.set_leaf(segment, self._scan_leaf([merkle.segment_bounds(segment)]))
+
+    def _scan_leaf(self, ranges: list[Range]) -> int:
+        value = 0
+        for start, end in ranges:
+            for _, key, raw in self.replica.scan_range(start, end):
+                value ^= merkle.item_hash(key, merkle.version_digest(raw))
+        return value
+
+    # --- GC gate ---------------------------------------------------------------------------
+
+    def compaction_filter(self, store_key: bytes, value: bytes, now_ms: int) -> bool:
+        """Return True if compaction may drop this record (see the module docstring)."""
+        if store_key[:1] != DATA_PREFIX:
+            return False
+        try:
+            siblings = versioning.decode_siblings(value)
+        except ValueError:
+            return False
+        if not versioning.is_dead(siblings, now_ms):
+            return False
+        token = int.from_bytes(store_key[1:9], "big")
+        if not self._collectable(token, siblings):
+            return False
+        done = self._compactions()
+        self._gc_pending.append((done if done is not None else 0, merkle.segment_of(token)))
+        return True
+
+    def _collectable(self, token: int, siblings: list) -> bool:
+        """Return True if every other replica of `token` synced with us after the record died."""
+        peers = self._other_replicas(token)
+        if not peers:
+            return True
+        segment = merkle.segment_of(token)
+        expired = max((s.expire_at_ms for s in siblings if s.value is not None), default=0)
+        threshold = max(self.started_ms, self._dead_arrival[segment], expired) + self.grace_ms
+        for peer in peers:
+            clean = self._clean.get(peer)
+            if clean is None or clean[segment] <= threshold:
+                return False
+        return True
+
+    def _record_clean(self, peer: NodeId, ranges: list[Range], started_ms: int) -> None:
+        clean = self._clean.get(peer)
+        if clean is None:
+            clean = self._clean[peer] = array("q", bytes(8 * SEGMENTS))
+        for segment in merkle.segments_of_ranges(ranges):
+            if clean[segment] < started_ms:
+                clean[segment] = started_ms
+        self.last_exchange_ms[peer] = self.clock.wall_ms()
+
+    def _purge(self, key: bytes) -> bool:
+        """Forget a dead, collectable record now (both sides of an exchange agree it may go)."""
+        token = key_token(key)
+        raw = self.replica.read_encoded(key, token)
+        if raw is None:
+            return False
+        siblings = versioning.decode_siblings(raw)
+        if not (versioning.is_dead(siblings, self.clock.wall_ms())
+                and self._collectable(token, siblings)):
+            return False
+        self.store.delete(data_key(token, key))
+        if any(s.value is not None for s in siblings):     # an expired value still counted
+            self.replica.local_keys -= 1
+            self.replica.local_expires -= 1
+        for listener in self.replica.listeners:
+            listener(key, token, raw, None)
+        self.counters["tombstones_purged"] += 1
+        return True
+
+    # --- ring helpers ----------------------------------------------------------------------
+
+    def _ring_now(self):
+        ring = self._ring()
+        return ring if ring is not None and len(ring) > 1 else None
+
+    def _has_peers(self) -> bool:
+        return self._ring_now() is not None
+
+    def _n(self, ring) -> int:
+        return min(self.replicas, len(ring))
+
+    def _other_replicas(self, token: int) -> list[NodeId]:
+        ring = self._ring_now()
+        if ring is None:
+            return []
+        return [n for n in ring.preference_list(token, self._n(ring)) if n != self.node_id]
+
+    def shared_ranges(self, peer: NodeId) -> list[Range]:
+        """Return the token ranges both this node and `peer` replicate."""
+        ring = self._ring_now()
+        if ring is None or peer not in ring or self.node_id not in ring:
+            return []
+        n = self._n(ring)
+        return merkle.intersect_ranges(ring_ranges(ring.replica_ranges(self.node_id, n)),
+                                       ring_ranges(ring.replica_ranges(peer, n)))
+
+    def _view(self, ranges: list[Range]) -> _View:
+        """Build this node's view of `ranges` (the live tree when they cover the whole ring)."""
+        full, partial = merkle.segment_coverage(ranges)
+        if len(full) == SEGMENTS:
+            tree = self.tree
+        else:
+            tree = self.tree.restricted(full, {s: self._scan_leaf(r) for s, r in partial.items()})
+        return _View(ranges, set(full), partial, tree, self.clock.wall_ms(),
+                     self.clock.monotonic())
+
+    def _segment_records(self, view: _View, segment: int) -> Iterable[tuple[int, bytes, bytes]]:
+        if segment in view.full:
+            yield from self.replica.scan_range(*merkle.segment_bounds(segment))
+        for start, end in view.partial.get(segment, ()):
+            yield from self.replica.scan_range(start, end)
+
+    # --- responder -------------------------------------------------------------------------
+
+    def _session(self, peer: NodeId, session: bytes) -> _View:
+        view = self._sessions.get((peer, session))
+        if view is None:
+            raise ValueError("unknown anti-entropy session")
+        view.touched_s = self.clock.monotonic()
+        return view
+
+    def _on_root(self, peer: NodeId, args: list) -> list:
+        session, blob = args
+        if self.state != "ready":
+            return [b"building", b""]
+        self._resolve_gc(force=False)
+        view = self._view(merkle.decode_ranges(blob))
+        sessions, now = self._sessions, self.clock.monotonic()
+        for stale in [k for k, v in sessions.items() if now - v.touched_s > _SESSION_TTL_S]:
+            del sessions[stale]
+        sessions[(peer, bytes(session))] = view
+        while len(sessions) > _SESSIONS_MAX:
+            sessions.popitem(last=False)
+        return [b"ready", view.tree.root.to_bytes(16, "big")]
+
+    def _on_nodes(self, peer: NodeId, args: list) -> bytes:
+        session, level, blob = args
+        view, level = self._session(peer, session), int(level)
+        if not 0 <= level < merkle.DEPTH:
+            raise ValueError("bad Merkle level")
+        parents = [p for (p,) in _U16.iter_unpack(blob)]
+        if any(p >= merkle.FANOUT ** level for p in parents):
+            raise ValueError("bad Merkle node index")
+        return merkle.encode_hashes(h for p in parents for h in view.tree.children(level, p))
+
+    def _on_keys(self, peer: NodeId, args: list) -> list:
+        session, blob = args
+        view, out = self._session(peer, session), []
+        now = self.clock.wall_ms()
+        for (segment,) in _U16.iter_unpack(blob):
+            for token, key, raw in self._segment_records(view, segment):
+                out += (key, self._flag(token, raw, now) + merkle.version_digest(raw))
+        return out
+
+    def _flag(self, token: int, raw: bytes, now_ms: int) -> bytes:
+        siblings = versioning.decode_siblings(raw)
+        dead = versioning.is_dead(siblings, now_ms) and self._collectable(token, siblings)
+        return b"\x01" if dead else b"\x00"
+
+    def _on_pull(self, peer: NodeId, args: list) -> list:
+        return [self.replica.read_encoded(key, key_token(key)) for key in args]
+
+    def _on_push(self, peer: NodeId, args: list) -> int:
+        if len(args) % 2:
+            raise ValueError("AE.PUSH takes key/value pairs")
+        for i in range(0, len(args), 2):
+            key = bytes(args[i])
+            self.replica.apply(key, key_token(key), versioning.decode_siblings(args[i + 1]))
+        return len(args) // 2
+
+    def _on_purge(self, peer: NodeId, args: list) -> int:
+        return sum(self._purge(bytes(key)) for key in args)
+
+    def _on_done(self, peer: NodeId, args: list) -> bytes:
+        view = self._sessions.pop((peer, bytes(args[0])), None)
+        if view is None:
+            raise ValueError("unknown anti-entropy session")
+        self._record_clean(peer, view.ranges, view.started_ms)
+        return b"OK"
+
+    # --- initiator -------------------------------------------------------------------------
+
+    async def _rpc(self, peer: NodeId, verb: bytes, args: list, stats: _Stats,
+                   budget: _Budget) -> object:
+        sent = wire_size([verb, b"0", *args])
+        stats.bytes_sent += sent
+        reply = await self._call(peer, verb, args, _CALL_TIMEOUT_S)
+        received = wire_size(reply)
+        stats.bytes_received += received
+        await budget.spend(sent + received)
+        return reply
+
+    async def exchange(self, peer: NodeId, ranges: list[Range] | None = None,
+                       budget: _Budget | None = None) -> _Stats:
+        """Run one full exchange with `peer` over `ranges` (default: the shared ranges).
+
+        Raises on any failure (PeerUnavailable, TimeoutError, PeerError, PeerBuilding); an
+        interrupted exchange changes nothing but what it already merged, which is harmless."""
+        stats, started = _Stats(), self.clock.monotonic()
+        budget = budget or _Budget(None, self.clock)
+        budget.started_s = budget.started_s or started
+        ranges = self.shared_ranges(peer) if ranges is None else merkle.normalize_ranges(ranges)
+        if not ranges:
+            return stats
+        await self._ready.wait()
+        self._resolve_gc(force=False)
+        view, session = self._view(ranges), os.urandom(8)
+        stats.peers = 1
+        stats.ranges_compared = len(view.full) + len(view.partial)
+        remote_root = await self._remote_root(peer, session, ranges, stats, budget)
+        differing = await self._walk(peer, session, view, remote_root, stats, budget)
+        stats.ranges_differing = len(differing)
+        for i in range(0, len(differing), _SEGMENTS_PER_CALL):
+            await self._sync_segments(peer, session, view, differing[i:i + _SEGMENTS_PER_CALL],
+                                      stats, budget)
+        await self._rpc(peer, DONE, [session], stats, budget)
+        self._record_clean(peer, ranges, view.started_ms)
+        stats.duration_ms = int((self.clock.monotonic() - started) * 1000)
+        return stats
+
+    async def _remote_root(self, peer: NodeId, session: bytes, ranges: list[Range],
+                           stats: _Stats, budget: _Budget) -> int:
+        deadline = self.clock.monotonic() + _PEER_BUILDING_WAIT_S
+        while True:
+            state, root = await self._rpc(peer, ROOT, [session, merkle.encode_ranges(ranges)],
+                                          stats, budget)
+            if state == b"ready":
+                return int.from_bytes(root, "big")
+            if self.clock.monotonic() > deadline:
+                raise PeerBuilding(f"{peer} is still rebuilding its Merkle tree")
+            await self.clock.sleep(0.2)
+
+    async def _walk(self, peer: NodeId, session: bytes, view: _View, remote_root: int,
+                    stats: _Stats, budget: _Budget) -> list[int]:
+        """Descend from the roots through differing nodes only; return differing segments."""
+        frontier = [0] if view.tree.root != remote_root else []
+        for level in range(merkle.DEPTH):
+            below: list[int] = []
+            for i in range(0, len(frontier), _PARENTS_PER_CALL):
+                parents = frontier[i:i + _PARENTS_PER_CALL]
+                blob = await self._rpc(peer, NODES, [session, str(level).encode(),
+                                                     b"".join(_U16.pack(p) for p in parents)],
+                                       stats, budget)
+                below += view.tree.differing_children(level, parents, merkle.decode_hashes(blob))
+            frontier = below
+        return frontier
+
+    async def _sync_segments(self, peer: NodeId, session: bytes, view: _View,
+                             segments: list[int], stats: _Stats, budget: _Budget) -> None:
+        """Compare (key, digest) lists of differing leaves; move only differing objects."""
+        reply = await self._rpc(peer, KEYS, [session, b"".join(_U16.pack(s) for s in segments)],
+                                stats, budget)
+        theirs = {bytes(reply[i]): bytes(reply[i + 1]) for i in range(0, len(reply), 2)}
+        mine = {key: merkle.version_digest(raw)
+                for s in segments for _, key, raw in self._segment_records(view, s)}
+        pull, push = merkle.diff_digests(mine, {k: v[1:] for k, v in theirs.items()})
+        purge_remote = [k for k in pull if k not in mine and theirs[k][:1] == b"\x01"]
+        pull = [k for k in pull if not (k not in mine and theirs[k][:1] == b"\x01")]
+        push = [k for k in push if not self._purge(k)]
+        for i in range(0, len(purge_remote), _KEYS_PER_CALL):
+            await self._rpc(peer, PURGE, purge_remote[i:i + _KEYS_PER_CALL], stats, budget)
+        outgoing: list[bytes] = []
+        for i in range(0, len(pull), _KEYS_PER_CALL):
+            batch = pull[i:i + _KEYS_PER_CALL]
+            values = await self._rpc(peer, PULL, batch, stats, budget)
+            for key, raw in zip(batch, values):
+                if raw is None:
+                    continue
+                stats.keys_received += 1
+                merged = self.replica.apply(key, key_token(key), versioning.decode_siblings(raw))
+                if merkle.version_digest(versioning.encode_siblings(merged)) != theirs[key][1:]:
+                    outgoing.append(key)
+        outgoing += push
+        for i in range(0, len(outgoing), _KEYS_PER_CALL):
+            args: list[bytes] = []
+            for key in outgoing[i:i + _KEYS_PER_CALL]:
+                raw = self.replica.read_encoded(key, key_token(key))
+                if raw is not None:
+                    args += (key, raw)
+            if args:
+                await self._rpc(peer, PUSH, args, stats, budget)
+                stats.keys_sent += len(args) // 2
+
+    # --- REPAIR ----------------------------------------------------------------------------
+
+    async def repair(self, key: bytes | None = None) -> dict[str, int]:
+        """REPAIR (every peer sharing ranges) or REPAIR key (its replicas); DESIGN.md §3 stats.
+
+        Unreachable peers are skipped and counted in `peers_failed`."""
+        started, total, failed = self.clock.monotonic(), _Stats(), 0
+        if key is not None:
+            total, failed = await self._repair_key(key)
+        else:
+            for peer in self._peers():
+                try:
+                    total.add(await self.exchange(peer))
+                except Exception as error:           # noqa: BLE001 - report, go on with the rest
+                    log.warning("REPAIR with %s failed: %r", peer, error)
+                    failed += 1
+        total.duration_ms = int((self.clock.monotonic() - started) * 1000)
+        self.counters["repair_runs"] += 1
+        self._count(total)
+        return {**total.as_dict(), "peers_failed": failed}
+
+    def _peers(self) -> list[NodeId]:
+        ring = self._ring_now()
+        if ring is None:
+            return []
+        return [n for n in ring.nodes if n != self.node_id and self.shared_ranges(n)]
+
+    async def _repair_key(self, key: bytes) -> tuple[_Stats, int]:
+        """Fetch the key from each replica, merge, push the merge to whoever differs."""
+        stats, failed, token = _Stats(), 0, key_token(key)
+        ring = self._ring_now()
+        owners = ring.preference_list(token, self._n(ring)) if ring is not None else []
+        local = self.replica.read_encoded(key, token)
+        merged = versioning.decode_siblings(local) if local is not None else []
+        remote: dict[NodeId, bytes | None] = {}
+        budget = _Budget(None, self.clock)
+        for peer in (n for n in owners if n != self.node_id):
+            try:
+                (raw,) = await self._rpc(peer, PULL, [key], stats, budget)
+            except Exception as error:               # noqa: BLE001
+                log.warning("REPAIR %r: %s unreachable: %r", key, peer, error)
+                failed += 1
+                continue
+            stats.peers += 1
+            remote[peer] = raw
+            if raw is not None and raw != local:
+                stats.keys_received += 1
+                merged = versioning.sync(merged, versioning.decode_siblings(raw))
+        stats.ranges_compared = 1
+        encoded = versioning.encode_siblings(merged) if merged else None
+        if self.node_id in owners and encoded is not None and encoded != local:
+            self.replica.apply(key, token, merged)
+        for peer, raw in remote.items():
+            if encoded is not None and raw != encoded:
+                await self._rpc(peer, PUSH, [key, encoded], stats, budget)
+                stats.keys_sent += 1
+        stats.ranges_differing = int(stats.keys_sent + stats.keys_received > 0)
+        return stats, failed
+
+    def _count(self, stats: _Stats) -> None:
+        c = self.counters
+        c["repair_keys_sent"] += stats.keys_sent
+        c["repair_keys_received"] += stats.keys_received
+        c["repair_bytes_sent"] += stats.bytes_sent
+        c["repair_bytes_received"] += stats.bytes_received
+
+    # --- scheduler -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        """Resolve compaction-dropped segments every second; every interval (with +-20%
+        jitter; the first round at a random point of the first interval) run one capped round."""
+        interval = self.interval_s
+        next_round = (self.clock.monotonic() + interval * self._rng.uniform(0.2, 1.0)
+                      if interval > 0 else None)
+        while True:
+            await self.clock.sleep(1.0 if next_round is None
+                                   else max(0.05, min(1.0, next_round - self.clock.monotonic())))
+            try:
+                self._resolve_gc(force=False)
+                if next_round is not None and self.clock.monotonic() >= next_round:
+                    await self.round()
+                    next_round = self.clock.monotonic() + interval * self._rng.uniform(0.8, 1.2)
+            except asyncio.CancelledError:
+                raise
+            except Exception:                       # noqa: BLE001 - log with context, go on
+                log.exception("anti-entropy round failed")
+                self.counters["anti_entropy_errors"] += 1
+
+    async def round(self) -> _Stats:
+        """One background round: every live peer sharing ranges, under the bytes/s cap."""
+        total = _Stats()
+        await self._ready.wait()
+        alive = set(self._alive()) if self._alive is not None else None
+        budget = _Budget(self.max_bytes_per_s, self.clock, self.clock.monotonic())
+        for peer in self._peers():
+            if alive is not None and peer not in alive:
+                continue
+            try:
+                total.add(await self.exchange(peer, budget=budget))
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:              # noqa: BLE001
+                log.info("anti-entropy with %s failed: %r", peer, error)
+                self.counters["anti_entropy_errors"] += 1
+        self.counters["anti_entropy_rounds"] += 1
+        self._count(total)
+        return total
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- introspection ---------------------------------------------------------------------
+
+    def info(self) -> dict[str, object]:
+        """Fields for INFO "# Cluster": the cumulative repair counters (they replace the
+        Cluster's own), the tree state and the last exchange time per peer."""
+        self._resolve_gc(force=False)
+        ring = self._ring_now()
+        peers = sorted(set(ring.nodes if ring is not None else ()) - {self.node_id}
+                       | set(self.last_exchange_ms))
+        last = ",".join(f"{p}={self.last_exchange_ms.get(p, 'never')}" for p in peers)
+        return {**self.counters, "merkle_tree": self.state,
+                "merkle_root": f"{self.tree.root:032x}",
+                "anti_entropy_interval_s": self.interval_s,
+                "anti_entropy_last_exchange_ms": last}
+
+
+def _compaction_counter(store) -> Callable[[], int | None]:
+    """Return a reader of the engine's published-compaction count, or of None if the store
+    does not expose one (then compaction-dropped segments are rescanned at the next tick)."""
+    engine = getattr(store, "engine", store)
+    stats = getattr(engine, "stats", None)
+    if stats is None:
+        return lambda: None
+
+    def read() -> int | None:
+        try:
+            return int(stats()["compactions"])
+        except Exception:                           # noqa: BLE001 - a store without the field
+            return None
+    return read
