@@ -28,7 +28,7 @@ def _view(messages: list[list[NodeState]]) -> list[NodeState]:
     return m.states()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(messages_st, st.randoms(use_true_random=False))
 def test_merge_is_order_independent(messages, rnd) -> None:
     shuffled = [list(msg) for msg in messages]
@@ -38,7 +38,7 @@ def test_merge_is_order_independent(messages, rnd) -> None:
     assert _view(shuffled) == _view(messages)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(messages_st)
 def test_merge_is_idempotent(messages) -> None:
     m = Membership(SELF)
@@ -51,7 +51,7 @@ def test_merge_is_idempotent(messages) -> None:
     assert m.states() == before
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(messages_st, messages_st)
 def test_two_nodes_converge_by_exchanging_digests(a_msgs, b_msgs) -> None:
     a = Membership(NodeState("a", "h", 1, 2, 1))

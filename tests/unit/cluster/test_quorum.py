@@ -49,7 +49,7 @@ def test_quorum_rejects_bad_sizes(n: int, w: int) -> None:
         ReadQuorum(n, w)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.integers(1, 5).flatmap(lambda n: st.tuples(
     st.just(n), st.integers(1, n), st.lists(st.booleans(), min_size=n, max_size=n))))
 def test_write_quorum_outcome_known_exactly_when_decided(case) -> None:

@@ -40,7 +40,7 @@ def test_vnode_token_is_the_documented_hash() -> None:
     assert vnode_token("n1", 3) == mmh3.hash64(b"n1#3", signed=False)[0]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(tokens, st.integers(1, 6))
 def test_preference_list_matches_brute_force(token: int, n: int) -> None:
     ring = Ring(NODES, 8)
@@ -102,7 +102,7 @@ def test_ranges_tile_the_ring() -> None:
         assert ring.preference_list((start + 1) % RING_SIZE, 1) == [node]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(tokens, st.sampled_from(NODES), st.integers(1, 5))
 def test_replica_ranges_are_exactly_where_node_is_in_preference_list(token, node, n) -> None:
     ring = Ring(NODES, 8)
@@ -118,7 +118,7 @@ def test_replica_ranges_whole_ring_when_n_covers_all() -> None:
     assert ring.replica_ranges("stranger", 3) == []
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(tokens, tokens, st.integers(1, 4))
 def test_owners_of_range_is_the_union_of_preference_lists(start, end, n) -> None:
     ring = Ring(NODES[:4], 4)

@@ -12,7 +12,7 @@ from cluster import versioning as v
 from cluster.types import Current, Sibling
 
 ACTORS = ["n1@a", "n2@b", "n3@c", "10.0.0.1:6379@zz"]
-FAST = settings(max_examples=60, deadline=None)
+FAST = settings(max_examples=40, deadline=None)
 
 
 def _run_history(ops: list[tuple], replicas: int = 3) -> list[list[Sibling]]:
@@ -144,7 +144,7 @@ siblings_st = st.lists(st.builds(
 ), max_size=5, unique_by=lambda s: s.dot)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(siblings_st)
 def test_encode_decode_round_trip(siblings) -> None:
     data = v.encode_siblings(siblings)
@@ -154,7 +154,7 @@ def test_encode_decode_round_trip(siblings) -> None:
     assert len(v.digest(siblings)) == 16
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(siblings_st, st.data())
 def test_decode_rejects_truncation_and_garbage(siblings, data) -> None:
     encoded = v.encode_siblings(siblings)
