@@ -51,6 +51,7 @@ SEGMENTS = 1 << SEGMENT_BITS
 _FANOUT_BITS = 4                        # wire: never change
 FANOUT = 1 << _FANOUT_BITS
 DEPTH = SEGMENT_BITS // _FANOUT_BITS    # levels below the root; level DEPTH = leaves
+assert DEPTH == 4, "MerkleTree.toggle is unrolled for depth 4"
 TOKEN_LIMIT = 1 << 64
 HASH_BYTES = 16
 _SEGMENT_SHIFT = 64 - SEGMENT_BITS
@@ -114,20 +115,21 @@ class MerkleTree:
 
     def toggle(self, segment: int, value: int) -> None:
         """XOR `value` into a leaf and its ancestors: O(DEPTH). Adding == removing."""
-        index = segment
-        for level in reversed(self.levels):
-            level[index] ^= value
-            index >>= _FANOUT_BITS
+        root, l1, l2, l3, leaves = self.levels         # unrolled for DEPTH == 4: the write path
+        leaves[segment] ^= value
+        l3[segment >> 4] ^= value
+        l2[segment >> 8] ^= value
+        l1[segment >> 12] ^= value
+        root[0] ^= value
         self.changes += 1
 
     def update(self, token: int, key: bytes, old_digest: bytes | None,
                new_digest: bytes | None) -> None:
         """Record that `key` changed from `old_digest` to `new_digest` (None = absent)."""
-        value = 0
-        if old_digest is not None:
-            value ^= item_hash(key, old_digest)
+        hash128 = mmh3.hash128
+        value = 0 if old_digest is None else hash128(key + old_digest, signed=False)
         if new_digest is not None:
-            value ^= item_hash(key, new_digest)
+            value ^= hash128(key + new_digest, signed=False)
         if value:
             self.toggle(token >> _SEGMENT_SHIFT, value)
 
