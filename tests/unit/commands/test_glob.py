@@ -73,3 +73,28 @@ def test_glob_literal_pattern_matches_only_itself(s):
 def test_glob_star_prefix(prefix, rest):
     escaped = b"".join(b"\\" + bytes([c]) for c in prefix)
     assert match(escaped + b"*", prefix + rest)
+
+
+@pytest.mark.parametrize("pattern, string", [
+    (b"[a-]x", b"]x"),            # `a-]` is a range ']'..'a' in Redis, and the class runs on
+    (b"[]", b"x"),                # an empty class never matches
+    (b"[^]", b"x"),               # ... and negated matches any byte
+    (b"[", b"["),                 # an unterminated empty class never matches
+    (b"[^", b"q"),
+])
+def test_glob_odd_classes_agree_between_regex_and_interpreter(pattern, string):
+    from resp_kv.commands.glob import _LOWER, _SAME, _match
+    for nocase in (False, True):
+        interpreted = _match(pattern, 0, string, 0, [False], 0, _LOWER if nocase else _SAME)
+        assert match(pattern, string, nocase) is interpreted
+
+
+@given(st.text(alphabet="ab*?[]^-\\A", max_size=8), st.binary(min_size=1, max_size=8),
+       st.booleans())
+def test_glob_regex_path_equals_interpreter(pattern, string, nocase):
+    from resp_kv.commands.glob import _LOWER, _SAME, _match
+    raw = pattern.encode()
+    if raw == b"*":
+        return
+    interpreted = _match(raw, 0, string, 0, [False], 0, _LOWER if nocase else _SAME)
+    assert match(raw, string, nocase) is interpreted
