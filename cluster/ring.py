@@ -46,10 +46,15 @@ class Ring:
             raise ValueError(f"vnodes must be >= 1, got {vnodes}")
         self.vnodes = vnodes
         self._nodes = tuple(sorted(set(nodes)))
-        # Ties between equal tokens (astronomically rare) break by node id, on every node alike.
+        # Equal tokens (astronomically rare): the lowest node id keeps the point, on every node
+        # alike; the others' duplicate vnode is dropped (an empty range would read as "all").
         points = sorted((vnode_token(node, i), node) for node in self._nodes for i in range(vnodes))
-        self._tokens = [token for token, _ in points]
-        self._owners = [node for _, node in points]
+        self._tokens: list[int] = []
+        self._owners: list[NodeId] = []
+        for token, node in points:
+            if not self._tokens or self._tokens[-1] != token:
+                self._tokens.append(token)
+                self._owners.append(node)
         self._walks: dict[int, tuple[NodeId, ...]] = {}   # vnode index -> distinct nodes clockwise
 
     @property

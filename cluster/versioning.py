@@ -321,6 +321,8 @@ _set_dot, _set_context, _set_value, _set_ts, _set_exp = (
 
 def decode_siblings(data: bytes) -> list[Sibling]:
     """Decode `encode_siblings` bytes. Raises ValueError if malformed or of another version."""
+    if type(data) is not bytes:
+        data = bytes(data)                       # memoryview/bytearray: slices must hash
     try:
         if len(data) >= 8 and data[1] == 0 and data[2] == 1:
             return [_decode_one(data)]

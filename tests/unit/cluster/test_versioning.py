@@ -251,3 +251,9 @@ def test_stale_write_does_not_remint_a_superseded_dot() -> None:
     new, survivors = v.write([b], {}, "n1@a", b"late", 6)
     assert new.dot == ("n1@a", 4)
     assert v.ordered(v.sync([b], [new])) == v.ordered([b, new])
+
+
+def test_decode_accepts_memoryview_and_bytearray() -> None:
+    data = v.encode_siblings([Sibling(("n1@a", 1), {"n2@b": 3}, b"x", 1)])
+    assert v.decode_siblings(memoryview(data)) == v.decode_siblings(bytearray(data)) == \
+        v.decode_siblings(data)
