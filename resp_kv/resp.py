@@ -370,7 +370,7 @@ def make_request_parser(limits: "ServerConfig | None" = None
 # ---------------------------------------------------------------------------------- encoding
 
 _NULL = (b"", b"", b"$-1\r\n", b"_\r\n")
-_SIMPLE_CACHE: dict[SimpleString, bytes] = {}
+_SIMPLE_CACHE: dict[str, bytes] = {}   # text -> encoded (OK, PONG...)
 
 
 def _clean(text: str) -> bytes:
@@ -400,11 +400,11 @@ def encode(reply: Any, protocol: int = 2) -> bytes:
     if reply is None:
         return _NULL[protocol]
     if cls is SimpleString:
-        cached = _SIMPLE_CACHE.get(reply)
+        cached = _SIMPLE_CACHE.get(reply.text)
         if cached is None:
             cached = b"+%s\r\n" % _clean(reply.text)
             if len(_SIMPLE_CACHE) < 256:
-                _SIMPLE_CACHE[reply] = cached
+                _SIMPLE_CACHE[reply.text] = cached
         return cached
     if cls is int:
         return b":%d\r\n" % reply

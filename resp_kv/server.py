@@ -6,8 +6,8 @@ flow control and shutdown (the shape of uvicorn's `H11Protocol` + `flow_control.
 One connection is one ordered pipeline. `data_received` parses every complete command into a
 queue and then runs the queue *inline*: each command's coroutine is started with `send(None)`;
 a handler that never suspends (PING, a GET served from memory...) finishes right there, with no
-task and no loop round trip. The first command that does suspend, and everything queued after
-it, go to the connection's one worker task, which resumes that coroutine and keeps executing in
+task and no loop round trip. The first command that does suspend (a `PendingReply`), and everything
+queued after it, go to the connection's one worker task, which awaits it and keeps executing in
 order. Replies of a batch leave in ONE `transport.write`.
 
 Flow control, both ways: reading pauses when the queue reaches `pipeline_high_water` commands,
@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from resp_kv.commands import Dispatcher, command_table
+from resp_kv.commands import Dispatcher, PendingReply, command_table
 from resp_kv.commands.spec import Session
 from resp_kv.resp import ProtocolError, QueryBufferExceeded, make_request_parser
 
@@ -38,39 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["RespProtocol", "RespServer"]
 
 log = logging.getLogger("resp_kv.server")
-
-
-class _Resume:
-    """Await a coroutine that was already started by hand and is suspended on `first`.
-
-    Equivalent to the rest of `await coro` after its first `send(None)` yielded `first`: every
-    value the event loop sends or throws goes to the coroutine, so futures and cancellation
-    behave exactly as if the task had awaited it from the start.
-    """
-
-    __slots__ = ("_coro", "_first")
-
-    def __init__(self, coro, first: Any) -> None:
-        self._coro, self._first = coro, first
-
-    def __await__(self):
-        coro, yielded = self._coro, self._first
-        while True:
-            try:
-                sent = yield yielded
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as error:   # noqa: BLE001 - forwarded into the coroutine
-                try:
-                    yielded = coro.throw(error)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    yielded = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
 
 
 class RespProtocol(asyncio.Protocol):
@@ -87,9 +54,9 @@ class RespProtocol(asyncio.Protocol):
         self._pending: deque = deque()        # list[bytes] commands, then maybe a ProtocolError
         self._transport: asyncio.Transport | None = None
         self.session: Session | None = None
-        self._execute: Callable[[list[bytes]], Any] | None = None
+        self._run: Callable[[list[bytes]], Any] | None = None
         self._busy = False                    # the worker owns the queue (a command suspended)
-        self._suspended: tuple[Any, Any] | None = None
+        self._suspended: PendingReply | None = None
         self._carry: list[bytes] = []         # replies done before the suspension, unwritten
         self._worker: asyncio.Task | None = None
         self._wake: asyncio.Future | None = None
@@ -109,7 +76,7 @@ class RespProtocol(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             session.address = f"{peer[0]}:{peer[1]}"
         self.session = session
-        self._execute = Dispatcher(session, server.table).execute
+        self._run = Dispatcher(session, server.table).run
         self._state.client_connected(session)
         server._connection_made(self)
         if server.stopping:
@@ -165,24 +132,23 @@ class RespProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------------- execution
     def _run_inline(self) -> None:
         """Execute queued commands in this callback until one suspends; write the replies."""
-        pending, execute, out = self._pending, self._execute, []
+        pending, run, out = self._pending, self._run, []
+        session = self.session
         while pending:
             item = pending.popleft()
             if item.__class__ is not list:
                 out.append(item.reply())
                 self._finish(out)
                 return
-            coro = execute(item)
-            try:
-                yielded = coro.send(None)
-            except StopIteration as stop:
-                out.append(stop.value)
-                if self.session.closing:
+            reply = run(item)
+            if reply.__class__ is bytes:
+                out.append(reply)
+                if session.closing:
                     self._finish(out)
                     return
             else:
                 self._busy = True
-                self._suspended = (coro, yielded)
+                self._suspended = reply
                 self._carry = out
                 self._wake_worker()
                 self._update_reading()
@@ -200,16 +166,15 @@ class RespProtocol(asyncio.Protocol):
     async def _work(self) -> None:
         """The connection's worker: resumes a suspended command, then drains the queue."""
         loop = asyncio.get_running_loop()
-        pending, execute = self._pending, self._execute
+        pending, run = self._pending, self._run
         try:
             while True:
                 if self._suspended is None:
                     self._wake = loop.create_future()
                     await self._wake
                     self._wake = None
-                coro, yielded = self._suspended
                 out, self._carry = self._carry, []
-                out.append(await _Resume(coro, yielded))
+                out.append(await self._suspended)
                 self._suspended = None
                 finished = self.session.closing
                 while pending and not finished:
@@ -218,7 +183,8 @@ class RespProtocol(asyncio.Protocol):
                         out.append(item.reply())
                         finished = True
                         break
-                    out.append(await execute(item))
+                    reply = run(item)
+                    out.append(reply if reply.__class__ is bytes else await reply)
                     finished = self.session.closing
                 if self._closed:
                     self._busy = False

@@ -23,7 +23,7 @@ from resp_kv.resp import encode, encode_error
 if TYPE_CHECKING:
     from resp_kv.config import Config
 
-__all__ = ["COMMANDS", "Dispatcher", "command_table", "CommandSpec", "Session"]
+__all__ = ["COMMANDS", "Dispatcher", "PendingReply", "command_table", "CommandSpec", "Session"]
 
 log = logging.getLogger("resp_kv.commands")
 
@@ -66,27 +66,61 @@ def command_table(config: "Config | None") -> dict[bytes, CommandSpec]:
 class Dispatcher:
     """Runs one connection's commands against its Session. Event-loop thread only.
 
-    `execute` is a coroutine that completes without suspending whenever the handler does, so
-    the server may drive it with `send(None)` and skip the event loop (see server.py).
+    `run(args)` is the server's hot path: a plain call that starts the handler's coroutine
+    with `send(None)`; when the handler completes without suspending (most do), the encoded
+    reply comes back at once, with no task and no loop round trip. Otherwise it returns a
+    `PendingReply` to await. `execute(args)` is the same as a coroutine, for everyone else.
     """
 
-    __slots__ = ("session", "_table", "_state", "_auth_required")
+    __slots__ = ("session", "_table", "_fast", "_state", "_auth_required")
 
     def __init__(self, session: Session, table: dict[bytes, CommandSpec] | None = None) -> None:
         self.session = session
         self._table = table if table is not None else command_table(session.config)
+        self._fast = _fast_table(self._table)
         self._state = session.server
         self._auth_required = (session.config is not None
                                and session.config.server.requirepass is not None)
 
     async def execute(self, args: list[bytes]) -> bytes:
         """Run one command; always return encoded reply bytes, errors included."""
+        reply = self.run(args)
+        if reply.__class__ is bytes:
+            return reply
+        return await reply
+
+    def run(self, args: list[bytes]) -> "bytes | PendingReply":
+        """Start one command: encoded reply bytes, or a PendingReply if the handler suspended."""
+        entry = self._fast.get(args[0])
+        if entry is None or self._auth_required:
+            return self._run_checked(args)
+        handler, arity = entry
+        count = len(args)
+        if count != arity and (arity > 0 or count < -arity):
+            return self._run_checked(args)
         session = self.session
-        name = args[0]
-        spec = self._table.get(name)
-        if spec is None:
-            spec = self._table.get(name.upper())
-        state = self._state
+        session.last_command = args[0]
+        self._state.total_commands_processed += 1
+        coro = handler(session, args[1:])
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            reply = stop.value
+        except CommandError as error:
+            self._state.total_error_replies += 1
+            return encode_error(error)
+        except Exception:
+            return self._internal_error(args)
+        else:
+            return PendingReply(self, coro, yielded, args)
+        if reply.__class__ is bytes:
+            return b"$%d\r\n%s\r\n" % (len(reply), reply)
+        return self._encode(reply, args)
+
+    def _run_checked(self, args: list[bytes]) -> "bytes | PendingReply":
+        """The general path: case-insensitive lookup, arity, the auth gate, then run."""
+        session = self.session
+        spec = self._table.get(args[0].upper())
         try:
             if spec is None:
                 raise UnknownCommand(args)
@@ -95,20 +129,83 @@ class Dispatcher:
                 raise WrongArity(spec.name)
             if self._auth_required and not session.authenticated and spec.name not in NO_AUTH:
                 raise NoAuth()
-            state.total_commands_processed += 1
-            reply = await spec.handler(session, args[1:])
         except CommandError as error:
-            state.total_error_replies += 1
+            self._state.total_error_replies += 1
+            return encode_error(error)
+        session.last_command = spec.name
+        self._state.total_commands_processed += 1
+        coro = spec.handler(session, args[1:])
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return self._encode(stop.value, args)
+        except CommandError as error:
+            self._state.total_error_replies += 1
             return encode_error(error)
         except Exception:
-            state.unexpected_errors += 1
-            log.exception("internal error running %r", args[0][:64])
-            return _INTERNAL_ERROR
+            return self._internal_error(args)
+        return PendingReply(self, coro, yielded, args)
+
+    def _encode(self, reply: object, args: list[bytes]) -> bytes:
+        try:
+            return encode(reply, self.session.protocol)
+        except Exception:
+            return self._internal_error(args, "cannot encode the reply of")
+
+    def _internal_error(self, args: list[bytes], what: str = "internal error running") -> bytes:
+        self._state.unexpected_errors += 1
+        log.exception("%s %r", what, args[0][:64])
+        return _INTERNAL_ERROR
+
+
+class PendingReply:
+    """A command whose handler suspended: awaiting it resumes the handler and encodes its reply.
+
+    The rest of `await handler(...)` after its first `send(None)` yielded `first`: whatever the
+    event loop sends or throws goes to the handler, so futures and cancellation behave exactly
+    as if a task had awaited the handler from the start.
+    """
+
+    __slots__ = ("_dispatcher", "_coro", "_first", "_args")
+
+    def __init__(self, dispatcher: Dispatcher, coro, first: object, args: list[bytes]) -> None:
+        self._dispatcher, self._coro, self._first, self._args = dispatcher, coro, first, args
+
+    def __await__(self):
+        coro, yielded, dispatcher = self._coro, self._first, self._dispatcher
+        try:
+            while True:
+                try:
+                    sent = yield yielded
+                except GeneratorExit:
+                    coro.close()
+                    raise
+                except BaseException as error:  # noqa: BLE001 - forwarded into the handler
+                    yielded = coro.throw(error)
+                else:
+                    yielded = coro.send(sent)
+        except StopIteration as stop:
+            reply = stop.value
+        except CommandError as error:
+            dispatcher._state.total_error_replies += 1
+            return encode_error(error)
+        except Exception:
+            return dispatcher._internal_error(self._args)
         if reply.__class__ is bytes:
             return b"$%d\r\n%s\r\n" % (len(reply), reply)
-        try:
-            return encode(reply, session.protocol)
-        except Exception:
-            state.unexpected_errors += 1
-            log.exception("cannot encode the reply of %r", args[0][:64])
-            return _INTERNAL_ERROR
+        return dispatcher._encode(reply, self._args)
+
+
+_FAST_CACHE: dict[int, dict[bytes, tuple]] = {}
+
+
+def _fast_table(table: dict[bytes, CommandSpec]) -> dict[bytes, tuple]:
+    """name as clients usually spell it (UPPER, lower) -> (handler, arity), for commands any
+    authenticated client may run. Everything else takes `_run_checked`."""
+    fast = _FAST_CACHE.get(id(table))
+    if fast is None:
+        fast = {}
+        for name, spec in table.items():
+            fast[name] = fast[name.lower()] = (spec.handler, spec.arity)
+        _FAST_CACHE[id(table)] = fast
+    return fast
