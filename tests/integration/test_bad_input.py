@@ -59,7 +59,10 @@ def _read_exactly(sock: socket.socket, size: int, timeout_s: float = 10.0) -> by
     sock.settimeout(timeout_s)
     data = b""
     while len(data) < size:
-        chunk = sock.recv(size - len(data))
+        try:
+            chunk = sock.recv(size - len(data))
+        except socket.timeout:
+            raise AssertionError(f"expected {size} bytes, got only {data!r}") from None
         if not chunk:
             raise AssertionError(f"connection closed after {data!r}")
         data += chunk
