@@ -12,6 +12,7 @@ Expected false-positive rate: (1 - e^(-k n / m))^k, about 0.8% at 10 bits per ke
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import mmh3
 
@@ -35,15 +36,22 @@ def expected_fp_rate(n: int, bits_per_key: int) -> float:
     return (1 - math.exp(-k * n / m)) ** k
 
 
-def build_bloom(key_hashes: list[tuple[int, int]], bits_per_key: int) -> bytes:
-    """Encode a filter for keys given by `key_hash(key)`; see the grammar above."""
+def build_bloom(key_hashes: list[tuple[int, int]], bits_per_key: int,
+                tick: Callable[[], None] | None = None) -> bytes:
+    """Encode a filter for keys given by `key_hash(key)`; see the grammar above.
+
+    `tick`, if given, is called once per key (the background thread's GIL pacing).
+    """
     m = max(64, len(key_hashes) * bits_per_key)
     k = hash_count(bits_per_key)
     bits = bytearray((m + 7) // 8)
     for h1, h2 in key_hashes:
-        for j in range(k):
-            pos = (h1 + j * h2) % m
+        for _ in range(k):
+            pos = h1 % m
             bits[pos >> 3] |= 1 << (pos & 7)
+            h1 += h2
+        if tick is not None:
+            tick()
     return BLOOM_HEADER.pack(k, m) + bits
 
 

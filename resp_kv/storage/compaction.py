@@ -19,9 +19,11 @@ Garbage rule (what may disappear during a merge):
     it is rewritten as a tombstone, so an older version of the key below cannot resurrect.
   * Memtable flushes never drop anything and never call the filter.
 
-Pacing: the merge runs on the store's background thread. `paced` yields the GIL (`sleep(0)`)
-every few hundred records so the event loop waits at most one short chunk for it, instead of a
-whole switch interval (5 ms) or the whole merge; see bench/storage_stall.py for the numbers.
+Pacing: the merge runs on the store's background thread. `paced` checks the clock every
+PACE_RECORDS records and, once it has held the CPU for PACE_SLICE_S, sleeps PACE_SLEEP_S so the
+event loop takes the GIL. A real sleep, not `sleep(0)`: with sleep(0) the running thread takes
+the GIL straight back, and since that counts as a switch, the waiting loop thread never even
+gets to request one (CPython's take_gil), so it starved for tens of ms (bench/storage_stall.py).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from collections.abc import Callable, Iterable, Iterator
 CompactionFilter = Callable[[bytes, bytes, int], bool]
 Entry = tuple[bytes, bytes | None]
 
-PACE_RECORDS = 128           # records merged between two GIL yields (bench/storage_stall.py)
+PACE_RECORDS = 32            # records between two clock checks        (bench/storage_stall.py)
+PACE_SLICE_S = 0.001         # CPU slice of the background thread before it yields the GIL
+PACE_SLEEP_S = 0.0001        # how long it then stays off the GIL
 
 
 class Aborted(Exception):
@@ -81,16 +85,31 @@ def collect_garbage(entries: Iterable[Entry], bottom: bool, fn: CompactionFilter
             yield key, value
 
 
-def paced(entries: Iterable[Entry], should_stop: Callable[[], bool],
-          every: int = PACE_RECORDS) -> Iterator[Entry]:
-    """Pass `entries` through, yielding the GIL every `every` records; raise Aborted on stop."""
-    n = 0
-    sleep = time.sleep
+class Pacer:
+    """Call `tick()` often from a long CPU-bound job on the background thread (see above)."""
+
+    __slots__ = ("_should_stop", "_n", "_slice_start")
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self._should_stop = should_stop
+        self._n = 0
+        self._slice_start = time.perf_counter()
+
+    def tick(self) -> None:
+        self._n += 1
+        if self._n < PACE_RECORDS:
+            return
+        self._n = 0
+        if time.perf_counter() - self._slice_start >= PACE_SLICE_S:
+            time.sleep(PACE_SLEEP_S)
+            self._slice_start = time.perf_counter()
+        if self._should_stop():
+            raise Aborted
+
+
+def paced(entries: Iterable[Entry], pacer: Pacer) -> Iterator[Entry]:
+    """Pass `entries` through, ticking `pacer` per record (Aborted when the store closes)."""
+    tick = pacer.tick
     for entry in entries:
         yield entry
-        n += 1
-        if n >= every:
-            n = 0
-            sleep(0)
-            if should_stop():
-                raise Aborted
+        tick()

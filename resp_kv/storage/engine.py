@@ -32,7 +32,7 @@ from pathlib import Path
 
 from resp_kv.config import StorageConfig
 
-from .compaction import Aborted, CompactionFilter, collect_garbage, merge, paced, pick
+from .compaction import Aborted, CompactionFilter, Pacer, collect_garbage, merge, paced, pick
 from .env import Env, OsEnv
 from .errors import CorruptionError, StorageClosed
 from .format import SST_SUFFIX, TMP_SUFFIX, WAL_SUFFIX, parse_number, sst_name, wal_name
@@ -316,8 +316,10 @@ class LSMStore:
     def _write_memtable(self, mem: Memtable, should_stop) -> _Table:
         number = self._new_file_number()
         path = self._dir / sst_name(number)
-        size, entries = write_table(self._env, path, paced(mem.items(), should_stop),
-                                    self._config.block_size_bytes, self._config.bloom_bits_per_key)
+        pacer = Pacer(should_stop)
+        size, entries = write_table(self._env, path, paced(mem.items(), pacer),
+                                    self._config.block_size_bytes, self._config.bloom_bits_per_key,
+                                    pacer.tick)
         return _Table(self._env, path, TableMeta(number, 0, size, entries))
 
     def _flush_immutable(self, mem: Memtable) -> None:
@@ -355,8 +357,10 @@ class LSMStore:
         merged = collect_garbage(merge([t.items() for t in inputs]), bottom, self._filter, now_ms)
         number = self._new_file_number()
         path = self._dir / sst_name(number)
-        size, entries = write_table(self._env, path, paced(merged, self._stopping),
-                                    self._config.block_size_bytes, self._config.bloom_bits_per_key)
+        pacer = Pacer(self._stopping)
+        size, entries = write_table(self._env, path, paced(merged, pacer),
+                                    self._config.block_size_bytes, self._config.bloom_bits_per_key,
+                                    pacer.tick)
         if entries == 0:
             self._env.remove(path)
             return ()

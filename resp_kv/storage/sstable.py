@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .bloom import Bloom, build_bloom, key_hash
@@ -38,8 +38,9 @@ _WRITE_CHUNK_BYTES = 256 * 1024
 class SSTableWriter:
     """Stream sorted entries into a new table file. Requires: keys strictly ascending."""
 
-    def __init__(self, env: Env, path: Path, block_size: int, bits_per_key: int) -> None:
-        self._env, self.path = env, path
+    def __init__(self, env: Env, path: Path, block_size: int, bits_per_key: int,
+                 tick: Callable[[], None] | None = None) -> None:
+        self._env, self.path, self._tick = env, path, tick
         self._block_size, self._bits_per_key = block_size, bits_per_key
         self._file = env.open(path, "wb")
         self._out = bytearray()
@@ -86,7 +87,7 @@ class SSTableWriter:
         """Write bloom, index and footer, fsync and close; return the file size."""
         if self._lens:
             self._finish_block()
-        bloom = build_bloom(self._hashes, self._bits_per_key)
+        bloom = build_bloom(self._hashes, self._bits_per_key, self._tick)
         bloom_off, bloom_section = self._offset, bloom + U32.pack(crc32(bloom))
         self._emit(bloom_section)
         index = bytearray(U32.pack(len(self._index)))
@@ -113,9 +114,13 @@ class SSTableWriter:
 
 
 def write_table(env: Env, path: Path, entries: Iterable[tuple[bytes, bytes | None]],
-                block_size: int, bits_per_key: int) -> tuple[int, int]:
-    """Write `entries` (sorted) to `path`; return (file size, entry count)."""
-    writer = SSTableWriter(env, path, block_size, bits_per_key)
+                block_size: int, bits_per_key: int,
+                tick: Callable[[], None] | None = None) -> tuple[int, int]:
+    """Write `entries` (sorted) to `path`; return (file size, entry count).
+
+    `tick` is called per key while the bloom filter is built (background-thread pacing).
+    """
+    writer = SSTableWriter(env, path, block_size, bits_per_key, tick)
     try:
         for key, value in entries:
             writer.add(key, value)

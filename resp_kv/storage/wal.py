@@ -5,11 +5,14 @@ segment is deleted once that memtable is safely in an SSTable named by the manif
 
     segment := record*
     record  := crc32:u32 length:u32 body[length]          (big-endian; cf. leveldb log_format)
-    body    := op+                                        (one put, one delete, or a whole batch)
+    body    := op+                                        (every op appended since the last flush)
     op      := kind:u8 key_len:u32 value_len:u32 key[key_len] value[value_len]
     kind    := 1 (PUT) | 2 (DELETE, value_len = 0)
 
-crc32 covers the body. A record is all-or-nothing, so `write_batch` is atomic across a crash.
+crc32 covers the body. One record per `flush()`, i.e. per event-loop batch: `append_*` only
+packs the op into the buffer, and `flush()` checksums the whole buffer in one zlib call and
+writes header and buffer with one writev(2). A per-op crc cost about as much as the rest of a put
+(bench/storage_stall.py micro). A record is all-or-nothing across a crash, so is `write_batch`.
 
 Recovery (`replay_segment`): a short record, or a bad-crc record that ends exactly at the end of
 its segment, is the unfinished write of a crash: it is dropped, the file is truncated to the last
@@ -26,6 +29,7 @@ fdatasync on the same fd from two threads are safe at the OS level.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,34 +124,30 @@ class Wal:
 
     # -- event-loop thread -------------------------------------------------------------------
     def append_put(self, key: bytes, value: bytes) -> None:
-        body = _pack_op(KIND_PUT, len(key), len(value)) + key + value
-        buf = self.buffer
-        buf += _pack_record(crc32(body), len(body))
-        buf += body
+        self.buffer += _pack_op(KIND_PUT, len(key), len(value)) + key + value
 
     def append_delete(self, key: bytes) -> None:
-        body = _pack_op(KIND_DELETE, len(key), 0) + key
-        buf = self.buffer
-        buf += _pack_record(crc32(body), len(body))
-        buf += body
+        self.buffer += _pack_op(KIND_DELETE, len(key), 0) + key
 
     def append_batch(self, ops: list[tuple[bytes, bytes | None]]) -> None:
-        body = encode_ops(ops)
-        self.buffer += _pack_record(crc32(body), len(body)) + body
+        self.buffer += encode_ops(ops)
 
     def flush(self) -> int:
-        """Write the buffer to the OS in one write(); return the bytes written."""
+        """Write the buffer as one record to the OS in one writev(); return the bytes written."""
         buf = self.buffer
-        n = len(buf)
-        if n:
-            view = memoryview(buf)
-            done = 0
-            while done < n:                       # one write(2) unless the OS writes short
-                done += self._file.write(view[done:])
-            view.release()
-            buf.clear()
-            self.bytes_written += n
-            self._segment_bytes[self.number] += n
+        if not buf:
+            return 0
+        header = _pack_record(crc32(buf), len(buf))
+        n = _RECORD_SIZE + len(buf)
+        done = os.writev(self._file.fileno(), (header, buf))
+        if done < n:                              # short write (huge buffer): finish it
+            rest = memoryview(header + buf)
+            while done < n:
+                done += self._file.write(rest[done:])
+            rest.release()
+        buf.clear()
+        self.bytes_written += n
+        self._segment_bytes[self.number] += n
         return n
 
     def rotate(self, number: int) -> None:

@@ -9,7 +9,7 @@ from resp_kv.storage.bloom import Bloom, build_bloom, expected_fp_rate, key_hash
 
 @pytest.mark.parametrize("bits_per_key", [5, 10, 16])
 def test_bloom_false_positive_rate_near_theoretical(bits_per_key: int) -> None:
-    n, probes = 20_000, 100_000
+    n, probes = 10_000, 60_000
     keys = [b"member:%d" % i for i in range(n)]
     bloom = Bloom(build_bloom([key_hash(k) for k in keys], bits_per_key))
     assert all(bloom.may_contain(k) for k in keys)

@@ -11,9 +11,22 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from resp_kv.config import StorageConfig
-from resp_kv.storage import LSMStore
+from resp_kv.storage import LSMStore, OsEnv
 
 CONFIG = StorageConfig(memtable_limit_bytes=600, block_size_bytes=64, l0_compaction_trigger=2)
+
+
+class NoSyncEnv(OsEnv):
+    """Durability is test_recovery.py's job; here fsyncs would only slow the model down."""
+
+    def fsync(self, file) -> None:
+        pass
+
+    def sync_dir(self, path) -> None:
+        pass
+
+
+ENV = NoSyncEnv()
 KEYS = st.binary(min_size=0, max_size=3).map(lambda b: b"k" + b)
 VALUES = st.binary(min_size=0, max_size=40)
 
@@ -22,7 +35,7 @@ class StoreModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="lsm-model-"))
-        self.store = LSMStore.open(self.dir, CONFIG)
+        self.store = LSMStore.open(self.dir, CONFIG, env=ENV)
         self.model: dict[bytes, bytes] = {}
 
     @rule(key=KEYS, value=VALUES)
@@ -73,7 +86,7 @@ class StoreModel(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.store.close()
-        self.store = LSMStore.open(self.dir, CONFIG)
+        self.store = LSMStore.open(self.dir, CONFIG, env=ENV)
 
     @precondition(lambda self: len(self.model) < 200)
     @invariant()
