@@ -185,7 +185,11 @@ async def keys(session: Session, args: list[bytes]) -> object:
 
 
 async def randomkey(session: Session, args: list[bytes]) -> object:
-    _, batch = await session.backend.scan(0, 100)
+    # Start the scan at a random cursor (a ring token in the cluster), wrapping to 0 once.
+    backend = session.backend
+    _, batch = await backend.scan(random.getrandbits(64) or 1, 16)
+    if not batch:
+        _, batch = await backend.scan(0, 16)
     return random.choice(batch) if batch else None
 
 

@@ -293,13 +293,16 @@ def _add_long_double(a: LongDouble, b: LongDouble) -> LongDouble | None:
     return None if isinstance(result, float) else result
 
 
+_STR_CHUNK = 10**4000
+
+
 def _int_to_str(value: int) -> str:
     """str(value) for value >= 0 without Python's 4300-digit int->str limit."""
-    if value < 10**4000:
+    if value < _STR_CHUNK:
         return str(value)
     chunks = []
     while value:
-        value, chunk = divmod(value, 10**4000)
+        value, chunk = divmod(value, _STR_CHUNK)
         chunks.append(chunk)
     return str(chunks[-1]) + "".join(str(c).zfill(4000) for c in reversed(chunks[:-1]))
 

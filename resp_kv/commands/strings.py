@@ -65,6 +65,9 @@ _EXPIRY_OPTIONS = {b"EX": (1000, True), b"PX": (1, True), b"EXAT": (1000, False)
 
 async def set_(session: Session, args: list[bytes]) -> object:
     key, value = args[0], args[1]
+    if len(args) == 2:                              # fast path: blind put, no TTL
+        await session.backend.put(key, value)
+        return OK
     flags: set[bytes] = set()
     expiry: tuple[bytes, bytes] | None = None       # (option, argument)
     context: bytes | None = None
