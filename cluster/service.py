@@ -90,6 +90,9 @@ class Cluster:
         self.hints.recount()
         if self.network is None:
             self.network = _build_network(self)
+        if self.antientropy is None:
+            self.attach_antientropy(_build_antientropy(self))
+        await self.antientropy.start()     # before peers can write: the tree must see it all
         await self.network.start()
         self._started = True
 
@@ -97,6 +100,8 @@ class Cluster:
         """Stop background work and close peer connections (the store is closed by node.py)."""
         if self.network is not None:
             await self.network.stop()
+        if self.antientropy is not None:
+            await self.antientropy.stop()  # saves the Merkle leaves; the store is still open
         self._started = False
 
     def set_solo(self, solo: bool, coordinator=None) -> None:
@@ -249,7 +254,12 @@ class Cluster:
     def compaction_filter(self, key: bytes, value: bytes, now_ms: int) -> bool:
         """Return True to drop `key` during compaction (see the module docstring: only dead data
         records, and only while this is a single-node cluster). Runs on the compaction thread."""
-        if key[:1] != b"d" or not self.solo:
+        if key[:1] != b"d":
+            return False
+        if self.antientropy is not None:             # repair-gated GC (cluster/antientropy.py)
+            if not self.antientropy.compaction_filter(key, value, now_ms):
+                return False
+        elif not self.solo:
             return False
         try:
             siblings = versioning.decode_siblings(value)
@@ -297,6 +307,8 @@ class Cluster:
             "hints_dropped": self.hints.dropped,
         }
         fields.update(self.stats)
+        if self.antientropy is not None:
+            fields.update(self.antientropy.info())
         fields["local_keys"] = self.replica.local_keys
         fields["local_expires"] = self.replica.local_expires
         return fields
@@ -312,6 +324,23 @@ class Cluster:
         if self.network is None:
             raise ValueError("this node has no peers")
         await self.network.remove_node(node_id)
+
+
+def _build_antientropy(cluster: Cluster):
+    """Build the Merkle anti-entropy service over the cluster's network (ring, alive, peers)."""
+    from cluster.antientropy import AntiEntropy
+    network, config = cluster.network, cluster.config
+    antientropy = AntiEntropy(
+        cluster.node_id, cluster.store, cluster.replica,
+        ring=(lambda: network.ring) if network is not None else (lambda: None),
+        replicas=config.replicas,
+        call=network.transport.call if network is not None else None,
+        alive=(lambda: network.alive) if network is not None else None,
+        clock=cluster.clock, interval_s=config.anti_entropy_interval_s,
+        grace_s=config.tombstone_grace_s)
+    if network is not None:
+        antientropy.register(network.server.register)
+    return antientropy
 
 
 def _build_network(cluster: Cluster):
