@@ -4,7 +4,8 @@
                                                       byte i >> 3, mask 1 << (i & 7))
 
 Positions use double hashing (Kirsch & Mitzenmacher, "Less hashing, same performance"):
-h1, h2 = the two 64-bit halves of mmh3.hash64(key, seed 0, unsigned); position j is
+h1, h2 = mmh3.hash64(key, 0, True, False): the two unsigned 64-bit halves of
+MurmurHash3_x64_128 with seed 0 (positional arguments: x64arch=True, signed=False); position j is
 (h1 + j * h2) mod m for j in 0..k-1. k = round(bits_per_key * ln 2), clamped to 1..30.
 Expected false-positive rate: (1 - e^(-k n / m))^k, about 0.8% at 10 bits per key.
 """
@@ -23,7 +24,7 @@ _hash64 = mmh3.hash64
 
 
 def _hashes(key: bytes) -> tuple[int, int]:
-    return _hash64(key, _SEED, False)
+    return _hash64(key, _SEED, True, False)        # on-disk: never change (see docstring)
 
 
 def hash_count(bits_per_key: int) -> int:
@@ -61,18 +62,19 @@ key_hash = _hashes
 class Bloom:
     """A decoded filter. Immutable; safe to share between threads."""
 
-    __slots__ = ("_k", "_m", "_bits")
+    __slots__ = ("_k", "_m", "_bits", "_rounds")
 
     def __init__(self, encoded: bytes) -> None:
         self._k, self._m = BLOOM_HEADER.unpack_from(encoded, 0)
+        self._rounds = range(self._k)
         self._bits = encoded[BLOOM_HEADER.size:]
         if self._m == 0 or len(self._bits) != (self._m + 7) // 8:
             raise ValueError("bloom bit count does not match its length")
 
     def may_contain(self, key: bytes) -> bool:
-        h1, h2 = _hash64(key, _SEED, False)
+        h1, h2 = _hash64(key, _SEED, True, False)
         m, bits = self._m, self._bits
-        for _ in range(self._k):
+        for _ in self._rounds:
             pos = h1 % m
             if not bits[pos >> 3] & (1 << (pos & 7)):
                 return False
