@@ -1,0 +1,280 @@
+"""Request parsers: framing, inline commands, Redis's limits and error texts, hiredis parity.
+
+Both parsers run every test (`parser_cls` fixture); the pure-Python one is the reference.
+"""
+
+from __future__ import annotations
+
+import resource
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resp_kv.config import ServerConfig
+from resp_kv.resp import (HiredisRequestParser, ProtocolError, QueryBufferExceeded,
+                          RequestParser, make_request_parser, split_inline)
+
+
+@pytest.fixture(params=[RequestParser, HiredisRequestParser], ids=["python", "hiredis"])
+def parser_cls(request):
+    return request.param
+
+
+def frame(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def drain(parser) -> list[list[bytes]]:
+    commands = []
+    while (command := parser.next_command()) is not None:
+        commands.append(command)
+    return commands
+
+
+def parse_all(parser_cls, data: bytes, config: ServerConfig | None = None) -> list[list[bytes]]:
+    parser = parser_cls(config)
+    parser.feed(data)
+    return drain(parser)
+
+
+def error_of(parser_cls, data: bytes, config: ServerConfig | None = None) -> bytes:
+    parser = parser_cls(config)
+    with pytest.raises(ProtocolError) as caught:
+        parser.feed(data)
+        drain(parser)
+    return caught.value.reply()
+
+
+def test_parser_make_request_parser_prefers_hiredis():
+    assert isinstance(make_request_parser(ServerConfig()), HiredisRequestParser)
+
+
+def test_parser_one_multibulk_command(parser_cls):
+    assert parse_all(parser_cls, frame(b"SET", b"k", b"v")) == [[b"SET", b"k", b"v"]]
+
+
+def test_parser_binary_safe_values(parser_cls):
+    value = bytes(range(256)) + b"\r\n*1\r\n$3\r\n"
+    assert parse_all(parser_cls, frame(b"SET", b"k\x00", value)) == [[b"SET", b"k\x00", value]]
+
+
+def test_parser_empty_bulk(parser_cls):
+    assert parse_all(parser_cls, frame(b"SET", b"k", b"")) == [[b"SET", b"k", b""]]
+
+
+def test_parser_pipelined_batch_in_order(parser_cls):
+    data = b"".join(frame(b"INCR", b"k%d" % i) for i in range(100))
+    assert parse_all(parser_cls, data) == [[b"INCR", b"k%d" % i] for i in range(100)]
+
+
+def test_parser_byte_at_a_time(parser_cls):
+    data = frame(b"SET", b"key", b"value") + b"PING\r\n" + frame(b"GET", b"key") + b"\r\n"
+    parser = parser_cls()
+    commands = []
+    for i in range(len(data)):
+        parser.feed(data[i:i + 1])
+        commands.extend(drain(parser))
+    assert commands == [[b"SET", b"key", b"value"], [b"PING"], [b"GET", b"key"]]
+
+
+def test_parser_every_split_point(parser_cls):
+    data = frame(b"SET", b"key", b"value") + frame(b"GET", b"key") + b"ECHO hi\r\n"
+    for cut in range(len(data) + 1):
+        parser = parser_cls()
+        parser.feed(data[:cut])
+        commands = drain(parser)
+        parser.feed(data[cut:])
+        commands += drain(parser)
+        assert commands == [[b"SET", b"key", b"value"], [b"GET", b"key"], [b"ECHO", b"hi"]], cut
+
+
+def test_parser_blank_lines_and_empty_multibulk_are_ignored(parser_cls):
+    data = b"\r\n\n*0\r\n*-1\r\n" + frame(b"PING") + b"   \r\n*0\r\n" + frame(b"PING")
+    assert parse_all(parser_cls, data) == [[b"PING"], [b"PING"]]
+
+
+def test_parser_inline_commands(parser_cls):
+    data = b"SET k v\r\nGET   k\nPING\r\n"
+    assert parse_all(parser_cls, data) == [[b"SET", b"k", b"v"], [b"GET", b"k"], [b"PING"]]
+
+
+def test_parser_inline_after_multibulk_in_one_chunk(parser_cls):
+    data = frame(b"PING") + b"ECHO x\r\n" + frame(b"GET", b"k")
+    assert parse_all(parser_cls, data) == [[b"PING"], [b"ECHO", b"x"], [b"GET", b"k"]]
+
+
+@pytest.mark.parametrize("line, args", [
+    (b'SET k "hello world"', [b"SET", b"k", b"hello world"]),
+    (b"SET k 'it''s'", None),
+    (b"SET k 'it\\'s'", [b"SET", b"k", b"it's"]),
+    (b'ECHO "a\\x41\\n\\t\\"b"', [b"ECHO", b'aA\n\t"b']),
+    (b'ECHO ""', [b"ECHO", b""]),
+    (b'ECHO "unterminated', None),
+    (b"ECHO 'unterminated", None),
+    (b'ECHO "a"b', None),
+])
+def test_parser_inline_quoting_like_sdssplitargs(parser_cls, line, args):
+    if args is None:
+        assert error_of(parser_cls, line + b"\r\n") == (
+            b"-ERR Protocol error: unbalanced quotes in request\r\n")
+    else:
+        assert parse_all(parser_cls, line + b"\r\n") == [args]
+
+
+def test_parser_split_inline_whitespace_only():
+    assert split_inline(b" \t ") == []
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"*abc\r\n", b"invalid multibulk length"),
+    (b"*+1\r\n", b"invalid multibulk length"),
+    (b"*1048577\r\n", b"invalid multibulk length"),
+    (b"*99999999999999999999999\r\n", b"invalid multibulk length"),
+    (b"*1\r\n$abc\r\n", b"invalid bulk length"),
+    (b"*1\r\n$-1\r\n", b"invalid bulk length"),
+    (b"*1\r\n$-5\r\n", b"invalid bulk length"),
+    (b"*1\r\n$01\r\nx\r\n", b"invalid bulk length"),
+    (b"*1\r\n$536870913\r\n", b"invalid bulk length"),
+    (b"*1\r\n$4294967296\r\n", b"invalid bulk length"),
+    (b"*1\r\n:1\r\n", b"expected '$', got ':'"),
+    (b"*1\r\n*1\r\n$1\r\na\r\n", b"expected '$', got '*'"),
+    (b"*2\r\n$3\r\nGET\r\nfoo\r\n", b"expected '$', got 'f'"),
+])
+def test_parser_malformed_multibulk_exact_errors(parser_cls, data, message):
+    assert error_of(parser_cls, data) == b"-ERR Protocol error: " + message + b"\r\n"
+
+
+def test_parser_error_comes_after_earlier_commands(parser_cls):
+    parser = parser_cls()
+    parser.feed(frame(b"PING") + frame(b"ECHO", b"a") + b"*1\r\n$-3\r\n")
+    assert parser.next_command() == [b"PING"]
+    assert parser.next_command() == [b"ECHO", b"a"]
+    with pytest.raises(ProtocolError, match="invalid bulk length"):
+        parser.next_command()
+
+
+def test_parser_bulk_limit_is_configurable(parser_cls):
+    config = ServerConfig(proto_max_bulk_len=10)
+    assert parse_all(parser_cls, frame(b"SET", b"k", b"x" * 10), config) == [
+        [b"SET", b"k", b"x" * 10]]
+    assert error_of(parser_cls, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$11\r\n", config) == (
+        b"-ERR Protocol error: invalid bulk length\r\n")
+
+
+def test_parser_too_big_inline_request(parser_cls):
+    assert error_of(parser_cls, b"x" * (64 * 1024 + 1)) == (
+        b"-ERR Protocol error: too big inline request\r\n")
+
+
+def test_parser_inline_just_under_limit_waits(parser_cls):
+    parser = parser_cls()
+    parser.feed(b"ECHO " + b"x" * (64 * 1024 - 10))
+    assert parser.next_command() is None
+
+
+def test_parser_too_big_count_strings(parser_cls):
+    assert error_of(parser_cls, b"*" + b"1" * (64 * 1024 + 1)) == (
+        b"-ERR Protocol error: too big mbulk count string\r\n")
+    assert error_of(parser_cls, b"*1\r\n$" + b"1" * (64 * 1024 + 1)) == (
+        b"-ERR Protocol error: too big bulk count string\r\n")
+
+
+def test_parser_query_buffer_limit_closes(parser_cls):
+    config = ServerConfig(client_query_buffer_limit=1000)
+    parser = parser_cls(config)
+    parser.feed(b"*2\r\n$3\r\nGET\r\n$900\r\n" + b"x" * 500)
+    assert parser.next_command() is None
+    with pytest.raises(QueryBufferExceeded):
+        parser.feed(b"x" * 600)
+        parser.next_command()
+    assert QueryBufferExceeded("x").reply() == b""
+
+
+def test_parser_huge_declared_lengths_never_allocate(parser_cls):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for data in (b"*1\r\n$4000000000\r\n", b"*1048576\r\n$1\r\na\r\n",
+                 b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\nabc"):
+        parser = parser_cls()
+        try:
+            parser.feed(data)
+            assert parser.next_command() is None
+        except ProtocolError:
+            pass
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 50_000
+
+
+def test_parser_large_value_across_many_chunks(parser_cls):
+    value = b"v" * 300_000
+    data = frame(b"SET", b"k", value) + frame(b"GET", b"k")
+    parser = parser_cls()
+    commands = []
+    for start in range(0, len(data), 7000):
+        parser.feed(data[start:start + 7000])
+        commands += drain(parser)
+    assert commands == [[b"SET", b"k", value], [b"GET", b"k"]]
+
+
+def test_parser_hiredis_simple_string_element_is_a_known_difference():
+    # Documented in resp.py: inside a complete frame hiredis cannot tell +x from $1 x.
+    assert parse_all(HiredisRequestParser, b"*1\r\n+PING\r\n" + frame(b"PING")) in (
+        [[b"PING"], [b"PING"]],)
+    assert error_of(RequestParser, b"*1\r\n+PING\r\n") == (
+        b"-ERR Protocol error: expected '$', got '+'\r\n")
+
+
+# --------------------------------------------------------------------------------- parity
+
+_arg = st.binary(max_size=40)
+_command = st.lists(_arg, min_size=1, max_size=6)
+_inline_word = st.text(alphabet="abcXYZ019_-:", min_size=1, max_size=8).map(str.encode)
+_junk = st.sampled_from([
+    b"\r\n", b"*0\r\n", b"*-1\r\n", b"*1\r\n$-1\r\n", b"*1\r\n:5\r\n", b"*x\r\n",
+    b"*1\r\n$99999999999\r\n", b'ECHO "open\r\n', b"*2\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n",
+])
+
+
+@st.composite
+def _stream(draw):
+    parts = []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["frame", "frame", "inline", "junk"]))
+        if kind == "frame":
+            parts.append(frame(*draw(_command)))
+        elif kind == "inline":
+            parts.append(b" ".join(draw(st.lists(_inline_word, min_size=1, max_size=4))) + b"\r\n")
+        else:
+            parts.append(draw(_junk))
+    data = b"".join(parts)
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=6)))
+    return data, cuts
+
+
+def _outcome(parser_cls, data: bytes, cuts: list[int]):
+    parser = parser_cls()
+    commands: list = []
+    bounds = [0, *cuts, len(data)]
+    try:
+        for start, end in zip(bounds, bounds[1:]):
+            parser.feed(data[start:end])
+            commands += drain(parser)
+    except ProtocolError as error:
+        return commands, error.reply()
+    return commands, None
+
+
+@settings(max_examples=150, deadline=None)
+@given(_stream())
+def test_parser_hiredis_matches_python(stream):
+    data, cuts = stream
+    assert _outcome(HiredisRequestParser, data, cuts) == _outcome(RequestParser, data, cuts)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_command, min_size=1, max_size=20), st.data())
+def test_parser_valid_streams_roundtrip_at_any_split(commands, data):
+    raw = b"".join(frame(*c) for c in commands)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=5)))
+    for parser_cls in (RequestParser, HiredisRequestParser):
+        assert _outcome(parser_cls, raw, cuts) == (commands, None)
