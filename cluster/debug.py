@@ -7,12 +7,15 @@ Not client commands: the front end's DEBUG handler passes its arguments here unc
     PARTITION node...     drop all peer traffic to and from those nodes, on this node only
     HEAL                  undo every PARTITION on this node
     REMOVENODE node       remove a dead node from the ring for good (as CLUSTER FORGET)
+    COMPACT               flush and fully compact this node's store now (GC of dead records)
 
 Replies are plain values (bytes, None, int, list); a bad request raises ValueError, whose
 message the front end returns as an `ERR` reply.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from cluster import versioning
 from cluster.types import key_token
@@ -38,6 +41,12 @@ async def run_debug(cluster, args: list[bytes]) -> object:
     if verb == b"HEAL" and not rest:
         if cluster.network is not None:
             cluster.network.heal()
+        return b"OK"
+    if verb == b"COMPACT" and not rest:
+        engine = getattr(cluster.store, "engine", None)
+        if engine is None or not hasattr(engine, "compact"):
+            raise ValueError("this store cannot compact")
+        await asyncio.to_thread(engine.compact)        # flush + full compaction, off the loop
         return b"OK"
     if verb == b"REMOVENODE" and len(rest) == 1:
         await cluster.remove_node(rest[0].decode())
