@@ -69,7 +69,8 @@ class Ring:
         return node in self._nodes
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Ring) and (self._nodes, self.vnodes) == (other._nodes, other.vnodes)
+        return isinstance(other, Ring) and \
+            (self._nodes, self.vnodes) == (other._nodes, other.vnodes)
 
     def __hash__(self) -> int:
         return hash((self._nodes, self.vnodes))

@@ -24,14 +24,15 @@ Byte format of a sibling set (big-endian; `# on-disk: never change`)::
     ctx_actor[i], ctx_counter[i] is the i-th context entry; entries sorted by actor name
 
 VERSION is 1. The actor table comes last so that a one-sibling set (the common case) is one
-fixed-layout struct for a given context size, packed and unpacked in one call. `encode_siblings` is canonical (siblings sorted by dot, actors and context
-entries sorted), so equal sets encode to equal bytes and `digest` is order-independent.
+fixed-layout struct for a given context size, packed and unpacked in one call.
+`encode_siblings` is canonical (siblings sorted by dot, actors and context entries sorted),
+so equal sets encode to equal bytes and `digest` is order-independent.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import mmh3
 
