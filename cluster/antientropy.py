@@ -140,7 +140,7 @@ class _View:
     """One side's picture of the shared ranges S during a session."""
 
     ranges: list[Range]
-    full: set[int]
+    full: set[int] | None                 # None: every segment (S is the whole ring)
     partial: dict[int, list[Range]]
     tree: MerkleTree
     started_ms: int
@@ -353,12 +353,16 @@ class AntiEntropy:
         return True
 
     def _record_clean(self, peer: NodeId, ranges: list[Range], started_ms: int) -> None:
+        """Note a clean exchange with `peer` over `ranges` that started at `started_ms`.
+
+        Plain assignment, not max: should two exchanges with one peer finish out of order, the
+        older start wins, which only delays GC (safe)."""
         clean = self._clean.get(peer)
         if clean is None:
             clean = self._clean[peer] = array("q", bytes(8 * SEGMENTS))
-        for segment in merkle.segments_of_ranges(ranges):
-            if clean[segment] < started_ms:
-                clean[segment] = started_ms
+        for start, end in ranges:
+            first, last = merkle.segment_of(start), merkle.segment_of(end - 1)
+            clean[first:last + 1] = array("q", [started_ms]) * (last - first + 1)
         self.last_exchange_ms[peer] = self.clock.wall_ms()
 
     def _purge(self, key: bytes) -> bool:
@@ -409,16 +413,15 @@ class AntiEntropy:
 
     def _view(self, ranges: list[Range]) -> _View:
         """Build this node's view of `ranges` (the live tree when they cover the whole ring)."""
+        if ranges == [(0, TOKEN_LIMIT)]:
+            return _View(ranges, None, {}, self.tree, self.clock.wall_ms(), self.clock.monotonic())
         full, partial = merkle.segment_coverage(ranges)
-        if len(full) == SEGMENTS:
-            tree = self.tree
-        else:
-            tree = self.tree.restricted(full, {s: self._scan_leaf(r) for s, r in partial.items()})
+        tree = self.tree.restricted(full, {s: self._scan_leaf(r) for s, r in partial.items()})
         return _View(ranges, set(full), partial, tree, self.clock.wall_ms(),
                      self.clock.monotonic())
 
     def _segment_records(self, view: _View, segment: int) -> Iterable[tuple[int, bytes, bytes]]:
-        if segment in view.full:
+        if view.full is None or segment in view.full:
             yield from self.replica.scan_range(*merkle.segment_bounds(segment))
         for start, end in view.partial.get(segment, ()):
             yield from self.replica.scan_range(start, end)
@@ -519,7 +522,8 @@ class AntiEntropy:
         self._resolve_gc(force=False)
         view, session = self._view(ranges), os.urandom(8)
         stats.peers = 1
-        stats.ranges_compared = len(view.full) + len(view.partial)
+        stats.ranges_compared = (SEGMENTS if view.full is None
+                                 else len(view.full) + len(view.partial))
         remote_root = await self._remote_root(peer, session, ranges, stats, budget)
         differing = await self._walk(peer, session, view, remote_root, stats, budget)
         stats.ranges_differing = len(differing)
