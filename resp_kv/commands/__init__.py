@@ -147,6 +147,8 @@ class Dispatcher:
         return PendingReply(self, coro, yielded, args)
 
     def _encode(self, reply: object, args: list[bytes]) -> bytes:
+        if isinstance(reply, CommandError):      # e.g. a mutator's error reply
+            self._state.total_error_replies += 1
         try:
             return encode(reply, self.session.protocol)
         except Exception:
