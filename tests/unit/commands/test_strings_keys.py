@@ -1,4 +1,4 @@
-"""String, key, custom and debug handlers against an in-memory Backend that runs the real mutators.
+"""String, key, custom and debug handlers against the shared FakeBackend (real mutators over a dict).
 
 Replies are asserted as the exact RESP2 bytes a client would read.
 """
@@ -10,12 +10,11 @@ import time
 
 import pytest
 
-from cluster.types import Current
 from resp_kv.commands import custom, debug, keys, strings
-from resp_kv.commands.mutations import MUTATORS
 from resp_kv.commands.spec import Session
 from resp_kv.errors import CommandError
 from resp_kv.resp import encode
+from tests.helpers.fake_backend import FakeBackend
 
 SPECS = {spec.name: spec for spec in strings.SPECS + keys.SPECS + custom.SPECS + debug.SPECS}
 
@@ -24,55 +23,27 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class DictBackend:
-    """Backend over a dict of key -> Current; mutations run the real MUTATORS."""
+class DictBackend(FakeBackend):
+    """The shared FakeBackend (real mutators over a dict), recording what handlers asked for."""
 
     def __init__(self) -> None:
-        self.data: dict[bytes, Current] = {}
+        super().__init__()
         self.puts: list[tuple[bytes, bytes, int, bytes | None]] = []
         self.mutations: list[tuple[bytes, str, list[bytes]]] = []
         self.debug_calls: list[list[bytes]] = []
 
-    def _live(self, key: bytes) -> Current | None:
-        current = self.data.get(key)
-        if current is not None and current.expire_at_ms and current.expire_at_ms <= now_ms():
-            return None
-        return current
-
-    async def get(self, key):
-        return self._live(key)
-
-    async def get_many(self, keys):
-        return [self._live(k) for k in keys]
-
     async def put(self, key, value, expire_at_ms=0, context=None):
         self.puts.append((key, value, expire_at_ms, context))
-        self.data[key] = Current(value, expire_at_ms)
-
-    async def put_many(self, items):
-        for key, value in items:
-            await self.put(key, value)
+        await super().put(key, value, expire_at_ms, context)
 
     async def mutate(self, key, mutator, args):
         self.mutations.append((key, mutator, list(args)))
-        outcome = MUTATORS[mutator](self._live(key), list(args), now_ms())
-        if outcome.write is not None:
-            if outcome.write.value is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = Current(outcome.write.value, outcome.write.expire_at_ms)
-        return outcome.reply
+        return await super().mutate(key, mutator, args)
 
     async def vclock(self, key):
         if key not in self.data:
             return b"", []
         return b"n1:2", [(self.data[key].value, b"n1:2", 1234), (None, b"n1:1", 1000)]
-
-    async def scan(self, cursor, count):
-        live = sorted(k for k in self.data if self._live(k) is not None)
-        page = live[cursor:cursor + count]
-        following = cursor + count
-        return (following if following < len(live) else 0), page
 
     async def repair(self, key):
         return {"peers": 2, "keys_sent": 0 if key is None else 1}
@@ -398,3 +369,24 @@ def test_specs_metadata_is_consistent():
             assert spec.key_step >= 1
         assert ("write" in spec.flags) != ("readonly" in spec.flags) or spec.name in (
             b"DEBUG", b"REPAIR")
+
+
+def test_specs_arity_through_the_dispatcher():
+    from types import SimpleNamespace
+
+    from resp_kv.commands import Dispatcher
+
+    table = {spec.name: spec for spec in SPECS.values()}
+    state = SimpleNamespace(total_commands_processed=0, total_error_replies=0, unexpected_errors=0)
+    dispatcher = Dispatcher(Session(backend=DictBackend(), server=state, config=None), table)
+
+    def run(*words: str) -> bytes:
+        return asyncio.run(dispatcher.execute([w.encode() for w in words]))
+
+    assert run("GET") == b"-ERR wrong number of arguments for 'get' command\r\n"
+    assert run("mset", "k") == b"-ERR wrong number of arguments for 'mset' command\r\n"
+    assert run("SET", "k", "v", "EX", "10", "NX") == b"+OK\r\n"
+    assert run("set", "k", "v", "nx") == b"$-1\r\n"
+    assert run("INCR", "k") == b"-ERR value is not an integer or out of range\r\n"
+    assert run("EXPIRE", "k") == b"-ERR wrong number of arguments for 'expire' command\r\n"
+    assert run("RANDOMKEY") == b"$1\r\nk\r\n"
