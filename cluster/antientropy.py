@@ -608,16 +608,36 @@ class AntiEntropy:
         if key is not None:
             total, failed = await self._repair_key(key)
         else:
-            for peer in self._peers():
-                try:
-                    total.add(await self.exchange(peer))
-                except Exception as error:           # noqa: BLE001 - report, go on with the rest
-                    log.warning("REPAIR with %s failed: %r", peer, error)
-                    failed += 1
+            total, failed = await self._repair_all()
         total.duration_ms = int((self.clock.monotonic() - started) * 1000)
         self.counters["repair_runs"] += 1
         self._count(total)
         return {**total.as_dict(), "peers_failed": failed}
+
+    async def _repair_all(self) -> tuple[_Stats, int]:
+        """Exchange with every peer; then once more with the peers synced before the last one
+        that sent us keys, so what it sent reaches them too (they are in sync otherwise, which
+        costs one root round trip)."""
+        total, failed, peers, last_giver = _Stats(), 0, self._peers(), -1
+        for index, peer in enumerate(peers):
+            try:
+                stats = await self.exchange(peer)
+            except Exception as error:               # noqa: BLE001 - report, go on with the rest
+                log.warning("REPAIR with %s failed: %r", peer, error)
+                failed += 1
+                continue
+            total.add(stats)
+            if stats.keys_received:
+                last_giver = index
+        for peer in peers[:max(0, last_giver)]:
+            try:
+                stats = await self.exchange(peer)
+            except Exception as error:               # noqa: BLE001
+                log.warning("REPAIR (second pass) with %s failed: %r", peer, error)
+                continue
+            stats.peers = 0                          # already counted
+            total.add(stats)
+        return total, failed
 
     def _peers(self) -> list[NodeId]:
         ring = self._ring_now()
