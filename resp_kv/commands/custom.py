@@ -8,6 +8,7 @@ backend's; this module only shapes replies.
 from __future__ import annotations
 
 from resp_kv.commands.spec import CommandSpec, Session
+from resp_kv.errors import SyntaxErr
 from resp_kv.reply import Map
 
 __all__ = ["SPECS"]
@@ -19,6 +20,8 @@ async def vclock(session: Session, args: list[bytes]) -> object:
 
 
 async def repair(session: Session, args: list[bytes]) -> object:
+    if len(args) > 1:
+        raise SyntaxErr()
     stats = await session.backend.repair(args[0] if args else None)
     return Map((name.encode() if isinstance(name, str) else name, value)
                for name, value in stats.items())

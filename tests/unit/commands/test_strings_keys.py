@@ -343,6 +343,7 @@ def test_custom_vclock_and_repair(backend):
         b"*3\r\n$-1\r\n$4\r\nn1:1\r\n:1000\r\n")
     assert call(backend, "REPAIR") == b"*4\r\n$5\r\npeers\r\n:2\r\n$9\r\nkeys_sent\r\n:0\r\n"
     assert call(backend, "REPAIR", "k").endswith(b":1\r\n")
+    assert call(backend, "REPAIR", "k", "j") == err("ERR syntax error")
 
 
 def test_debug_passthrough_and_sleep(backend):
