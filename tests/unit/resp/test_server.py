@@ -1,0 +1,215 @@
+"""RespServer over real loopback sockets with the FakeBackend: ordering, batching, errors,
+back-pressure, graceful stop. No sleeps: every wait is for bytes or a polled condition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from resp_kv.config import Config, ServerConfig
+from resp_kv.server import RespProtocol, RespServer
+from resp_kv.server_state import ServerState
+from tests.helpers.fake_backend import FakeBackend
+
+
+def frame(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.001)
+
+
+def serve(test: Callable[..., Awaitable[None]], suspend: bool = False, **server_options):
+    """Run `test(server, backend, connect)` against a RespServer on an ephemeral port."""
+    async def main() -> None:
+        config = Config(server=ServerConfig(port=0, **server_options))
+        backend = FakeBackend(suspend=suspend)
+        server = RespServer(config, backend, ServerState(config))
+        await server.start()
+        writers = []
+
+        async def connect():
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writers.append(writer)
+            return reader, writer
+
+        try:
+            await asyncio.wait_for(test(server, backend, connect), 20)
+        finally:
+            for writer in writers:
+                writer.close()
+            await server.stop()
+
+    asyncio.run(main())
+
+
+async def read_exactly(reader: asyncio.StreamReader, expected: bytes) -> None:
+    assert await asyncio.wait_for(reader.readexactly(len(expected)), 5) == expected
+
+
+@pytest.mark.parametrize("suspend", [False, True], ids=["inline", "worker"])
+def test_server_pipeline_replies_in_order(suspend):
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        batch = b"".join(frame(b"INCR", b"n") for _ in range(200)) + frame(b"GET", b"n")
+        writer.write(batch + frame(b"PING"))
+        expected = b"".join(b":%d\r\n" % i for i in range(1, 201)) + b"$3\r\n200\r\n+PONG\r\n"
+        await read_exactly(reader, expected)
+    serve(test, suspend=suspend)
+
+
+@pytest.mark.parametrize("suspend", [False, True], ids=["inline", "worker"])
+def test_server_protocol_error_answers_earlier_commands_then_closes(suspend):
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(frame(b"SET", b"k", b"v") + frame(b"GET", b"k") + b"*1\r\n$-5\r\n"
+                     + frame(b"SET", b"after", b"x"))
+        data = await asyncio.wait_for(reader.read(), 5)     # EOF: the server closed
+        assert data == (b"+OK\r\n$1\r\nv\r\n"
+                        b"-ERR Protocol error: invalid bulk length\r\n")
+        assert b"after" not in backend.data
+    serve(test, suspend=suspend)
+
+
+def test_server_quit_replies_then_closes():
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(frame(b"PING") + frame(b"QUIT") + frame(b"SET", b"k", b"v"))
+        assert await asyncio.wait_for(reader.read(), 5) == b"+PONG\r\n+OK\r\n"
+        assert b"k" not in backend.data
+    serve(test)
+
+
+def test_server_inline_commands_over_telnet():
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(b"SET greeting \"hello world\"\r\n")
+        await read_exactly(reader, b"+OK\r\n")
+        writer.write(b"GET greeting\n")
+        await read_exactly(reader, b"$11\r\nhello world\r\n")
+    serve(test)
+
+
+def test_server_big_value_round_trip():
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        value = bytes(range(256)) * 4096
+        writer.write(frame(b"SET", b"big", value) + frame(b"GET", b"big"))
+        await read_exactly(reader, b"+OK\r\n" + b"$%d\r\n" % len(value) + value + b"\r\n")
+    serve(test)
+
+
+def test_server_huge_declared_bulk_is_rejected_at_once():
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4294967296\r\n")
+        assert await asyncio.wait_for(reader.read(), 5) == (
+            b"-ERR Protocol error: invalid bulk length\r\n")
+    serve(test)
+
+
+def test_server_query_buffer_limit_closes_without_reply():
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5000\r\n" + b"x" * 3000)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    serve(test, client_query_buffer_limit=2048)
+
+
+def test_server_unknown_command_keeps_connection_open():
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(frame(b"NOPE", b"x") + frame(b"PING"))
+        await read_exactly(reader, b"-ERR unknown command 'NOPE', with args beginning with: "
+                                   b"'x'\r\n+PONG\r\n")
+    serve(test)
+
+
+def test_server_connections_are_independent_and_counted():
+    async def test(server, backend, connect):
+        (r1, w1), (r2, w2) = await connect(), await connect()
+        w1.write(frame(b"CLIENT", b"SETNAME", b"one"))
+        await read_exactly(r1, b"+OK\r\n")
+        w2.write(frame(b"CLIENT", b"GETNAME"))
+        await read_exactly(r2, b"$-1\r\n")
+        assert server.state.connected_clients == 2
+        assert server.state.total_connections_received == 2
+        w1.close()
+        await _until(lambda: server.state.connected_clients == 1)
+    serve(test)
+
+
+def test_server_one_write_per_batch(monkeypatch):
+    writes: list[bytes] = []
+    original = RespProtocol._write
+
+    def spy(self, out):
+        writes.append(b"".join(out))
+        original(self, out)
+
+    monkeypatch.setattr(RespProtocol, "_write", spy)
+
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(b"".join(frame(b"PING") for _ in range(16)))
+        await read_exactly(reader, b"+PONG\r\n" * 16)
+        assert writes == [b"+PONG\r\n" * 16]
+    serve(test)
+
+
+def test_server_pause_reading_above_high_water():
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        backend.suspend = True
+        gate = asyncio.Event()
+        original_get = FakeBackend.get
+
+        async def blocked_get(self, key):
+            await gate.wait()
+            return await original_get(self, key)
+
+        backend.get = blocked_get.__get__(backend)
+        writer.write(b"".join(frame(b"GET", b"k") for _ in range(50)))
+        connection = next(iter(server._connections))
+        await _until(lambda: connection._reading_paused)
+        gate.set()
+        await read_exactly(reader, b"$-1\r\n" * 50)
+        await _until(lambda: not connection._reading_paused)
+    serve(test, pipeline_high_water=8)
+
+
+def test_server_stop_drains_in_flight_then_closes():
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        gate = asyncio.Event()
+
+        async def slow_put(key, value, expire_at_ms=0, context=None):
+            await gate.wait()
+            backend.data[key] = __import__("cluster.types").types.Current(value, 0)
+
+        backend.put = slow_put
+        writer.write(frame(b"SET", b"k", b"v"))
+        connection = next(iter(server._connections))
+        await _until(lambda: not connection.idle)
+        stopping = asyncio.create_task(server.stop())
+        await _until(lambda: server.stopping)
+        gate.set()
+        await stopping
+        assert await asyncio.wait_for(reader.read(), 5) == b"+OK\r\n"
+        assert b"k" in backend.data
+    serve(test)
+
+
+def test_server_stop_refuses_new_connections():
+    async def test(server, backend, connect):
+        await server.stop()
+        with pytest.raises(OSError):
+            await connect()
+    serve(test)
