@@ -1,0 +1,227 @@
+"""Merkle anti-entropy with real node processes: wipe, divergence, deletes, background rounds.
+
+Divergence is made precisely by writing to ONE replica through its peer port (the replica PUT
+verb, as a peer would), so neither hints nor read repair can be what heals it: only
+anti-entropy. Content is compared through `INFO cluster` `merkle_root` (N = cluster size, so
+every node replicates every key and equal roots mean equal data) and `DEBUG LOCALGET`.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import hiredis
+import pytest
+
+from cluster import messages, versioning
+from cluster.types import Sibling
+from tests.helpers.harness import HOST, ClusterHarness
+from tests.helpers.wait import wait_until
+
+pytestmark = pytest.mark.fault
+
+
+class PeerPort:
+    """A minimal peer: AUTH (no secret), then pipelined replica PUTs to one node."""
+
+    def __init__(self, port: int, node_id: str = "ae-test") -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=60)
+        self.reader = hiredis.Reader()
+        self._read()                                       # HELLO nonce
+        self.sock.sendall(messages.encode_value([messages.AUTH, node_id.encode(), b""]))
+        self.next_id = 0
+
+    def _read(self):
+        while (frame := self.reader.gets()) is False:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("peer port closed")
+            self.reader.feed(data)
+        return frame
+
+    def put_many(self, items: list[tuple[bytes, bytes]], batch: int = 2000) -> None:
+        """Store each (key, encoded siblings) in this node's replica; wait for every ack."""
+        for i in range(0, len(items), batch):
+            chunk = items[i:i + batch]
+            frames = []
+            for key, encoded in chunk:
+                self.next_id += 1
+                frames.append(messages.encode_request(messages.PUT, self.next_id,
+                                                      [key, encoded, b""]))
+            self.sock.sendall(b"".join(frames))
+            for _ in chunk:
+                _, status, payload = self._read()
+                assert status == messages.STATUS_OK, payload
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _version(value: bytes, actor: str = "loader@1", counter: int = 1,
+             context: dict | None = None) -> bytes:
+    return versioning.encode_siblings([Sibling((actor, counter), context or {}, value, 1_000)])
+
+
+def _load_everywhere(cluster: ClusterHarness, count: int, prefix: str = "k") -> list[bytes]:
+    """The same version of `count` keys on every node, written replica by replica."""
+    keys = [f"{prefix}{i:07d}".encode() for i in range(count)]
+    items = [(key, _version(b"value-" + key)) for key in keys]
+    for i in range(cluster.size):
+        port = PeerPort(cluster.peer_port(i))
+        port.put_many(items)
+        port.close()
+    return keys
+
+
+def _diverge(cluster: ClusterHarness, node: int, keys: list[bytes]) -> int:
+    """Give `keys` a newer version on one replica only; return the payload bytes written."""
+    items = [(key, _version(b"newer-" + key, "diverger@1", 1, {"loader@1": 1})) for key in keys]
+    port = PeerPort(cluster.peer_port(node))
+    port.put_many(items)
+    port.close()
+    return sum(len(k) + len(v) for k, v in items)
+
+
+def _info(cluster: ClusterHarness, i: int) -> dict:
+    return cluster.client(i).info("cluster")
+
+
+def _roots(cluster: ClusterHarness) -> set[str]:
+    return {_info(cluster, i)["merkle_root"] for i in range(cluster.size)}
+
+
+def _repair(cluster: ClusterHarness, i: int, *key: bytes) -> dict:
+    reply = cluster.client(i).execute_command("REPAIR", *key)
+    if isinstance(reply, list):                            # RESP2 flat pairs (RESP3: a map)
+        reply = dict(zip(reply[::2], reply[1::2]))
+    return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in reply.items()}
+
+
+def _wait_trees_ready(cluster: ClusterHarness) -> None:
+    for i in range(cluster.size):
+        wait_until(lambda i=i: _info(cluster, i)["merkle_tree"] == "ready", 60,
+                   f"n{i} Merkle tree ready")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    harness = ClusterHarness(tmp_path, size=3, n=3, w=2, r=2, debug_commands=True,
+                             extra_args=["--anti-entropy-interval-s", "0"])
+    harness.start_all()
+    harness.wait_ready(timeout_s=30)
+    yield harness
+    harness.kill_all()
+
+
+def test_wiped_node_gets_identical_content_after_repair(cluster: ClusterHarness) -> None:
+    keys = _load_everywhere(cluster, 3000)
+    client = cluster.client(0)
+    for key in keys[:50]:
+        client.delete(key)                                 # tombstones must come back too
+    for key in keys[50:100]:
+        client.set(key, b"rewritten")
+    _wait_trees_ready(cluster)
+    cluster.kill(2)
+    cluster.wipe(2)
+    cluster.start(2)
+    cluster.wait_ready(timeout_s=30)
+    _wait_trees_ready(cluster)
+    stats = _repair(cluster, 2)
+    assert stats["peers"] == 2 and stats["peers_failed"] == 0
+    wait_until(lambda: len(_roots(cluster)) == 1, 30, "identical Merkle roots on every node")
+    node2 = cluster.client(2)
+    for key in keys[:120]:
+        assert node2.execute_command("DEBUG", "LOCALGET", key) == \
+            client.execute_command("DEBUG", "LOCALGET", key)
+    again = _repair(cluster, 2)
+    assert again["keys_sent"] + again["keys_received"] == 0
+
+
+def test_repair_moves_only_the_diverged_keys(cluster: ClusterHarness) -> None:
+    keys = _load_everywhere(cluster, 100_000)
+    _wait_trees_ready(cluster)
+    assert len(_roots(cluster)) == 1
+    in_sync = _repair(cluster, 0)
+    assert in_sync["keys_sent"] == in_sync["keys_received"] == 0
+    assert in_sync["bytes_sent"] + in_sync["bytes_received"] < 2000
+    diverged = keys[::1000]                                # 100 keys, spread over the ring
+    payload = _diverge(cluster, 2, diverged)
+    stats = _repair(cluster, 0)
+    moved = stats["keys_sent"] + stats["keys_received"]
+    assert len(diverged) <= moved <= 2 * len(diverged), stats
+    total_bytes = stats["bytes_sent"] + stats["bytes_received"]
+    tree_overhead = 2 * 64 * 1024                          # two walks down to ~100 leaves
+    assert total_bytes <= 4 * payload + tree_overhead, (stats, payload)
+    assert len(_roots(cluster)) == 1
+    for i in range(3):
+        assert cluster.client(i).execute_command("DEBUG", "LOCALGET", diverged[7]) == \
+            b"newer-" + diverged[7]
+
+
+def test_delete_during_partition_never_reappears(cluster: ClusterHarness) -> None:
+    keys = _load_everywhere(cluster, 200, prefix="d")
+    doomed, survivor = keys[:20], keys[20:]
+    for i in (0, 1):
+        cluster.client(i).execute_command("DEBUG", "PARTITION", "n2")
+    cluster.client(2).execute_command("DEBUG", "PARTITION", "n0", "n1")
+    for key in doomed:
+        cluster.client(0).delete(key)
+    for _ in range(2):                                     # n2 away: the gate must hold
+        for i in (0, 1):
+            _repair(cluster, i)
+            cluster.client(i).execute_command("DEBUG", "COMPACT")
+    for i in range(3):
+        cluster.client(i).execute_command("DEBUG", "HEAL")
+    _repair(cluster, 2)
+    for _ in range(3):
+        for i in range(3):
+            _repair(cluster, i)
+            cluster.client(i).execute_command("DEBUG", "COMPACT")
+        time.sleep(0.01)                                   # distinct ms between rounds
+    for i in range(3):
+        node = cluster.client(i)
+        for key in doomed:
+            assert node.execute_command("DEBUG", "LOCALGET", key) is None, (i, key)
+            assert node.get(key) is None
+        assert node.execute_command("DEBUG", "LOCALGET", survivor[0]) == b"value-" + survivor[0]
+    wait_until(lambda: len(_roots(cluster)) == 1, 30, "identical roots after GC")
+
+
+def test_background_anti_entropy_converges_without_repair(tmp_path) -> None:
+    harness = ClusterHarness(tmp_path, size=3, n=3, w=2, r=2, debug_commands=True,
+                             extra_args=["--anti-entropy-interval-s", "1"])
+    try:
+        harness.start_all()
+        harness.wait_ready(timeout_s=30)
+        keys = _load_everywhere(harness, 2000)
+        _diverge(harness, 1, keys[::100])
+        assert len(_roots(harness)) == 2
+        wait_until(lambda: len(_roots(harness)) == 1, 60, "background rounds converge")
+        for i in range(3):
+            assert harness.client(i).execute_command("DEBUG", "LOCALGET", keys[100]) == \
+                b"newer-" + keys[100]
+        assert all(_info(harness, i)["repair_runs"] == 0 for i in range(3))
+        assert any(_info(harness, i)["anti_entropy_rounds"] > 0 for i in range(3))
+    finally:
+        harness.kill_all()
+
+
+def test_in_sync_cluster_repair_moves_nothing_and_tree_survives_restart(
+        cluster: ClusterHarness) -> None:
+    _load_everywhere(cluster, 5000)
+    _wait_trees_ready(cluster)
+    for i in range(3):
+        stats = _repair(cluster, i)
+        assert stats["keys_sent"] == stats["keys_received"] == 0
+        assert stats["peers"] == 2 and stats["ranges_differing"] == 0
+    root = _info(cluster, 1)["merkle_root"]
+    cluster.stop(1)                                        # graceful: the leaves are saved
+    cluster.start(1)
+    cluster.wait_ready(timeout_s=30)
+    info = _info(cluster, 1)
+    assert info["merkle_tree"] == "ready" and info["merkle_root"] == root
+    assert _repair(cluster, 1)["keys_sent"] == 0
+    key = b"k0000042"
+    single = _repair(cluster, 0, key)
+    assert single["keys_sent"] + single["keys_received"] == 0
