@@ -21,8 +21,7 @@ WAL_OP = struct.Struct(">BII")                 # kind, key_len, value_len on-dis
 
 SST_MAGIC = 0x5245_5350_4B56_5354              # "RESPKVST" on-disk: never change
 SST_VERSION = 1                                # on-disk: never change
-SST_TOMBSTONE_LEN = 0xFFFF_FFFF                # value_len of a deletion  on-disk: never change
-SST_LENS = ">%dI"                              # block length table       on-disk: never change
+SST_ENDS = ">%dI"                              # block end-offset tables  on-disk: never change
 SST_INDEX_ENTRY = struct.Struct(">QII")        # offset, size, key_len    on-disk: never change
 SST_FOOTER = struct.Struct(">QIQIQIIQ")        # see sstable.py           on-disk: never change
 
