@@ -211,10 +211,10 @@ class LSMStore:
             self._raise_bg_error()
         number = self._new_file_number()
         self._wal.rotate(number)
-        old, self._mem = self._mem, Memtable(number)
-        with self._cv:
+        with self._cv:                  # one step for the background thread: see _flush_immutable
             imms, tables = self._version
-            self._version = ((old, *imms), tables)
+            self._version = ((self._mem, *imms), tables)
+            self._mem = Memtable(number)
             self._cv.notify_all()
 
     # -- blocking maintenance (tests, DEBUG hooks) --------------------------------------------
@@ -324,9 +324,9 @@ class LSMStore:
 
     def _flush_immutable(self, mem: Memtable) -> None:
         table = self._write_memtable(mem, self._stopping)
-        imms, tables = self._version
-        rest = imms[:-1]
-        self._log_number = min(m.wal_number for m in (*rest, self._mem))
+        with self._cv:                  # the oldest WAL segment still needed after this flush
+            imms, tables = self._version
+            self._log_number = min(m.wal_number for m in (*imms[:-1], self._mem))
         self._store_manifest((table, *tables))
         with self._cv:
             imms, tables = self._version

@@ -116,8 +116,12 @@ class Wal:
         self._file = self._create(number)
         self._rotated: list[tuple[int, BinaryIO]] = []
         self._dir_dirty = True          # a segment was created since the last sync_dir
-        self.bytes_written = 0          # bytes in live segments (stats "wal_bytes")
-        self._segment_bytes: dict[int, int] = {number: 0}
+        self._segment_bytes: dict[int, int] = {number: 0}   # live segment -> bytes written
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes in live segments (stats "wal_bytes"); any thread."""
+        return sum(list(self._segment_bytes.values()))    # list(): one atomic copy under the GIL
 
     def _create(self, number: int) -> BinaryIO:
         return self._env.open(self._dir / wal_name(number), "wb")
@@ -146,7 +150,6 @@ class Wal:
                 done += self._file.write(rest[done:])
             rest.release()
         buf.clear()
-        self.bytes_written += n
         self._segment_bytes[self.number] += n
         return n
 
@@ -180,7 +183,7 @@ class Wal:
                     del self._rotated[i]
                     f.close()
                     break
-            self.bytes_written -= self._segment_bytes.pop(number, 0)
+            self._segment_bytes.pop(number, None)
         path = self._dir / wal_name(number)
         if self._env.exists(path):
             self._env.remove(path)

@@ -99,6 +99,6 @@ class StoreModel(RuleBasedStateMachine):
 
 
 StoreModel.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=40, deadline=None,
+    max_examples=30, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 test_engine_model = StoreModel.TestCase
