@@ -4,11 +4,11 @@ Not the codec (`resp.py`), not the commands (`commands/`): this module owns sock
 flow control and shutdown (the shape of uvicorn's `H11Protocol` + `flow_control.py`).
 
 One connection is one ordered pipeline. `data_received` parses every complete command into a
-queue and then runs the queue *inline*: each command's coroutine is started with `send(None)`;
-a handler that never suspends (PING, a GET served from memory...) finishes right there, with no
-task and no loop round trip. The first command that does suspend (a `PendingReply`), and everything
-queued after it, go to the connection's one worker task, which awaits it and keeps executing in
-order. Replies of a batch leave in ONE `transport.write`.
+queue and then runs the queue *inline*: one coroutine per batch (`Dispatcher.drain`) is started
+with `send(None)`; when no handler suspends (PING, a GET served from memory...) the whole batch
+finishes right there, with no task, no loop round trip and one StopIteration. When a command does
+suspend, the half-run batch goes to the connection's one worker task, which finishes it (and
+whatever arrives meanwhile) in order. Replies of a batch leave in ONE `transport.write`.
 
 Flow control, both ways: reading pauses when the queue reaches `pipeline_high_water` commands,
 while the transport's write buffer is above its high-water mark (`pause_writing`), after a
@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from resp_kv.commands import Dispatcher, PendingReply, command_table
+from resp_kv.commands import Dispatcher, command_table
 from resp_kv.commands.spec import Session
 from resp_kv.resp import ProtocolError, QueryBufferExceeded, make_request_parser
 
@@ -38,6 +38,35 @@ if TYPE_CHECKING:
 __all__ = ["RespProtocol", "RespServer"]
 
 log = logging.getLogger("resp_kv.server")
+
+
+class _Resume:
+    """Await a coroutine that was started by hand with `send(None)` and yielded `first`.
+
+    Everything the event loop sends or throws goes to the coroutine, so futures and
+    cancellation behave as if a task had awaited it from the start.
+    """
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro, first: Any) -> None:
+        self._coro, self._first = coro, first
+
+    def __await__(self):
+        coro, yielded = self._coro, self._first
+        try:
+            while True:
+                try:
+                    sent = yield yielded
+                except GeneratorExit:
+                    coro.close()
+                    raise
+                except BaseException as error:  # noqa: BLE001 - forwarded into the coroutine
+                    yielded = coro.throw(error)
+                else:
+                    yielded = coro.send(sent)
+        except StopIteration as stop:
+            return stop.value
 
 
 class RespProtocol(asyncio.Protocol):
@@ -54,9 +83,9 @@ class RespProtocol(asyncio.Protocol):
         self._pending: deque = deque()        # list[bytes] commands, then maybe a ProtocolError
         self._transport: asyncio.Transport | None = None
         self.session: Session | None = None
-        self._run: Callable[[list[bytes]], Any] | None = None
+        self._drain_queue: Callable[..., Any] | None = None
         self._busy = False                    # the worker owns the queue (a command suspended)
-        self._suspended: PendingReply | None = None
+        self._suspended: _Resume | None = None   # the batch coroutine, mid-flight
         self._carry: list[bytes] = []         # replies done before the suspension, unwritten
         self._worker: asyncio.Task | None = None
         self._wake: asyncio.Future | None = None
@@ -76,7 +105,7 @@ class RespProtocol(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             session.address = f"{peer[0]}:{peer[1]}"
         self.session = session
-        self._run = Dispatcher(session, server.table).run
+        self._drain_queue = Dispatcher(session, server.table).drain
         self._state.client_connected(session)
         server._connection_made(self)
         if server.stopping:
@@ -131,31 +160,30 @@ class RespProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------------- execution
     def _run_inline(self) -> None:
-        """Execute queued commands in this callback until one suspends; write the replies."""
-        pending, run, out = self._pending, self._run, []
-        session = self.session
-        while pending:
-            item = pending.popleft()
-            if item.__class__ is not list:
-                out.append(item.reply())
-                self._finish(out)
-                return
-            reply = run(item)
-            if reply.__class__ is bytes:
-                out.append(reply)
-                if session.closing:
-                    self._finish(out)
-                    return
-            else:
-                self._busy = True
-                self._suspended = reply
-                self._carry = out
-                self._wake_worker()
-                self._update_reading()
-                return
-        if out:
-            self._write(out)
-        self._update_reading()
+        """Run the queue in this callback; hand it to the worker if a command suspends."""
+        out: list[bytes] = []
+        batch = self._drain_queue(self._pending, out)
+        try:
+            yielded = batch.send(None)
+        except StopIteration as stop:
+            self._batch_done(out, stop.value)
+        else:
+            self._busy = True
+            self._suspended = _Resume(batch, yielded)
+            self._carry = out
+            self._wake_worker()
+            self._update_reading()
+
+    def _batch_done(self, out: list[bytes], stopped_at: object) -> None:
+        if stopped_at is not None:                # the ProtocolError marker
+            out.append(stopped_at.reply())
+            self._finish(out)
+        elif self.session.closing:
+            self._finish(out)
+        else:
+            if out:
+                self._write(out)
+            self._update_reading()
 
     def _wake_worker(self) -> None:
         if self._worker is None:
@@ -164,35 +192,25 @@ class RespProtocol(asyncio.Protocol):
             self._wake.set_result(None)
 
     async def _work(self) -> None:
-        """The connection's worker: resumes a suspended command, then drains the queue."""
+        """The connection's worker: finishes a suspended batch, then goes back to sleep."""
         loop = asyncio.get_running_loop()
-        pending, run = self._pending, self._run
         try:
             while True:
                 if self._suspended is None:
                     self._wake = loop.create_future()
                     await self._wake
                     self._wake = None
-                out, self._carry = self._carry, []
-                out.append(await self._suspended)
-                self._suspended = None
-                finished = self.session.closing
-                while pending and not finished:
-                    item = pending.popleft()
-                    if item.__class__ is not list:
-                        out.append(item.reply())
-                        finished = True
-                        break
-                    reply = run(item)
-                    out.append(reply if reply.__class__ is bytes else await reply)
-                    finished = self.session.closing
+                out = self._carry
+                stopped_at = await self._suspended     # keeps draining what arrives meanwhile
+                self._suspended, self._carry = None, []
                 if self._closed:
                     self._busy = False
                     return
-                if finished:
-                    self._finish(out)
+                if stopped_at is not None or self.session.closing:
+                    self._batch_done(out, stopped_at)
                     return
-                self._write(out)
+                if out:
+                    self._write(out)
                 if self._write_paused:
                     self._drain = loop.create_future()
                     await self._drain
@@ -200,7 +218,7 @@ class RespProtocol(asyncio.Protocol):
                 self._busy = False
                 if self._closed:
                     return
-                if pending:                       # arrived while we were awaiting the drain
+                if self._pending:                 # arrived while we awaited the drain
                     self._run_inline()
                 else:
                     self._update_reading()

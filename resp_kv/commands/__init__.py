@@ -13,6 +13,7 @@ handler. Every outcome is encoded reply bytes; a handler bug becomes `-ERR inter
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import TYPE_CHECKING
 
 from resp_kv.commands import connection, custom, keys, server, strings
@@ -88,6 +89,54 @@ class Dispatcher:
         if reply.__class__ is bytes:
             return reply
         return await reply
+
+    async def drain(self, queue: deque, out: list[bytes]) -> object:
+        """Run queued commands in order, appending each encoded reply to `out`.
+
+        Returns when the queue is empty (None), when the session is closing (None), or at the
+        first item that is not a command, which it pops and returns (the server's
+        ProtocolError marker). One coroutine per batch, not per command: the server starts it
+        with `send(None)`, so a batch whose handlers never suspend costs one StopIteration.
+        """
+        fast, session, state = self._fast, self.session, self._state
+        processed = 0
+        try:
+            while queue:
+                args = queue.popleft()
+                if args.__class__ is not list:
+                    return args
+                entry = fast.get(args[0])
+                if entry is None or self._auth_required:
+                    reply = self._run_checked(args)
+                    out.append(reply if reply.__class__ is bytes else await reply)
+                    if session.closing:
+                        return None
+                    continue
+                handler, arity = entry
+                count = len(args)
+                if count != arity and (arity > 0 or count < -arity):
+                    out.append(self._run_checked(args))    # the arity error: never suspends
+                    continue
+                session.last_command = args[0]
+                processed += 1
+                try:
+                    reply = await handler(session, args[1:])
+                except CommandError as error:
+                    state.total_error_replies += 1
+                    out.append(encode_error(error))
+                    continue
+                except Exception:
+                    out.append(self._internal_error(args))
+                    continue
+                if reply.__class__ is bytes:
+                    out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                else:
+                    out.append(self._encode(reply, args))
+                    if session.closing:
+                        return None
+            return None
+        finally:
+            state.total_commands_processed += processed
 
     def run(self, args: list[bytes]) -> "bytes | PendingReply":
         """Start one command: encoded reply bytes, or a PendingReply if the handler suspended."""
