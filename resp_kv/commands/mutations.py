@@ -33,13 +33,12 @@ the coordinator's clock lags the handler's.
 
 Semantics follow Redis 7.2 `t_string.c` and `expire.c`; INCRBYFLOAT emulates the x86 80-bit
 `long double` arithmetic and `ld2string(..., LD_STR_HUMAN)` (`%.17Lf`, trailing zeros stripped)
-exactly, using exact rationals, so `INCRBYFLOAT k 0.1` on `10.5` replies `10.6` as Redis does.
+exactly, in exact integer arithmetic, so `INCRBYFLOAT k 0.1` on `10.5` replies `10.6` as Redis does.
 """
 
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 
 from cluster.types import Current, Mutator, Outcome, Write
 from resp_kv.errors import CommandError, NotAFloat, NotAnInteger
@@ -173,7 +172,7 @@ def incrby(current: Current | None, args: list[bytes], now_ms: int) -> Outcome:
 def incrbyfloat(current: Current | None, args: list[bytes], now_ms: int) -> Outcome:
     """INCRBYFLOAT: long double addition, `%.17Lf` formatting; keeps the TTL."""
     current = _live(current, now_ms)
-    old = parse_long_double(current.value) if current is not None else Fraction(0)
+    old = parse_long_double(current.value) if current is not None else _ZERO
     delta = parse_long_double(args[0])
     if old is None or delta is None:
         return Outcome(reply=NotAFloat())
@@ -195,22 +194,27 @@ def append(current: Current | None, args: list[bytes], now_ms: int) -> Outcome:
 
 
 # -- x86 long double emulation ------------------------------------------------------------------
-# Finite values are exact Fractions already rounded to a 64-bit significand; infinities are floats.
+# A finite long double is (mant, exp2) = mant * 2**exp2 with |mant| < 2**64, already rounded to
+# 64 significant bits (the x87 extended format); infinities are Python floats. Integer
+# arithmetic only: exact, and ~10x faster than fractions.Fraction.
 
 _MAX_LONG_DOUBLE_CHARS = 5 * 1024          # Redis util.h MAX_LONG_DOUBLE_CHARS
 _LD_MANT_BITS = 64
 _LD_MIN_EXP = -16382                       # exponent of the smallest normal, 2**-16382
-_LD_OVERFLOW = 2**16384
+_LD_MAX_EXP = 16383                        # 2**16384 and above overflow to infinity
 _DECIMAL = re.compile(rb"([+-]?)(?:(\d+)(?:\.(\d*))?|\.(\d+))(?:[eE]([+-]?\d+))?")
 _HEX = re.compile(rb"([+-]?)0[xX](?:([0-9a-fA-F]+)(?:\.([0-9a-fA-F]*))?|\.([0-9a-fA-F]+))"
                   rb"(?:[pP]([+-]?\d+))?")
 _INF = re.compile(rb"([+-]?)(?:inf|infinity)", re.IGNORECASE)
+_ZERO = (0, 0)
 
-LongDouble = Fraction | float
+LongDouble = tuple[int, int] | float
 
 
 def _digits_to_int(digits: bytes, base: int) -> int:
     """int(digits, base) without Python's 4300-digit str->int limit."""
+    if len(digits) <= 4000:
+        return int(digits, base)
     value = 0
     for start in range(0, len(digits), 4000):
         chunk = digits[start:start + 4000]
@@ -218,36 +222,54 @@ def _digits_to_int(digits: bytes, base: int) -> int:
     return value
 
 
-def _round_long_double(exact: Fraction) -> LongDouble:
-    """Round an exact value to the nearest long double (ties to even); overflow -> inf."""
-    if exact == 0:
-        return Fraction(0)
-    sign = -1 if exact < 0 else 1
-    n, d = abs(exact.numerator), exact.denominator
+def _round_ratio(negative: bool, n: int, d: int) -> LongDouble:
+    """Round n/d (n, d > 0) to the nearest long double, ties to even; overflow -> inf."""
     e = n.bit_length() - d.bit_length()
     if (n << max(0, -e)) < (d << max(0, e)):
-        e -= 1                                  # now 2**e <= |exact| < 2**(e+1)
+        e -= 1                                  # now 2**e <= n/d < 2**(e+1)
     shift = max(e, _LD_MIN_EXP) - (_LD_MANT_BITS - 1)
     num, den = (n << -shift, d) if shift < 0 else (n, d << shift)
     mant, rem = divmod(num, den)
     if 2 * rem > den or (2 * rem == den and mant & 1):
         mant += 1
-    result = Fraction(mant << shift) if shift >= 0 else Fraction(mant, 1 << -shift)
-    if result >= _LD_OVERFLOW:
-        return sign * float("inf")
-    return sign * result
+    if mant == 0:
+        return _ZERO                            # underflow below the smallest subnormal
+    if mant.bit_length() + shift > _LD_MAX_EXP + 1:
+        return float("-inf") if negative else float("inf")
+    return (-mant if negative else mant), shift
+
+
+def _round_scaled(m: int, e: int) -> LongDouble:
+    """Round the exact value m * 2**e to a long double."""
+    if m == 0:
+        return _ZERO
+    negative, n = m < 0, abs(m)
+    top = e + n.bit_length() - 1               # n * 2**e is in [2**top, 2**(top+1))
+    ulp = max(top, _LD_MIN_EXP) - (_LD_MANT_BITS - 1)
+    if ulp > e:
+        drop = ulp - e
+        mant, rem = n >> drop, n & ((1 << drop) - 1)
+        half = 1 << (drop - 1)
+        if rem > half or (rem == half and mant & 1):
+            mant += 1
+        if mant == 0:
+            return _ZERO
+        n, e = mant, ulp
+    if n.bit_length() + e > _LD_MAX_EXP + 1:
+        return float("-inf") if negative else float("inf")
+    return (-n if negative else n), e
 
 
 def parse_long_double(text: bytes) -> LongDouble | None:
     """Parse as Redis `string2ld` (strtold, whole string, no leading space, no NaN, no ERANGE)."""
     if not text or len(text) >= _MAX_LONG_DOUBLE_CHARS:
         return None
-    match = _INF.fullmatch(text)
-    if match:
-        return float("-inf") if match.group(1) == b"-" else float("inf")
-    hexa = False
     match = _DECIMAL.fullmatch(text)
+    hexa = False
     if match is None:
+        match = _INF.fullmatch(text)
+        if match:
+            return float("-inf") if match.group(1) == b"-" else float("inf")
         match = _HEX.fullmatch(text)
         hexa = True
         if match is None:
@@ -257,30 +279,32 @@ def parse_long_double(text: bytes) -> LongDouble | None:
         whole, frac = b"", only_frac
     frac = frac or b""
     digits = (whole or b"") + frac
-    base = 16 if hexa else 10
-    mantissa = _digits_to_int(digits, base) if digits else 0
+    mantissa = _digits_to_int(digits, 16 if hexa else 10) if digits else 0
     if mantissa == 0:
-        return Fraction(0)
-    exponent = int(exp_text) if exp_text and len(exp_text.lstrip(b"+-0")) <= 9 else None
-    if exponent is None and exp_text and exp_text.lstrip(b"+-0"):
-        return None                             # astronomically large exponent: ERANGE
-    exponent = exponent or 0
+        return _ZERO
+    exponent = 0
+    if exp_text:
+        significant = exp_text.lstrip(b"+-").lstrip(b"0")
+        if len(significant) > 9:
+            return None                         # astronomically large exponent: ERANGE
+        exponent = int(exp_text)
+    negative = sign == b"-"
     if hexa:
         exponent -= 4 * len(frac)
         magnitude = mantissa.bit_length() + exponent           # in bits
         if magnitude > 16400 or magnitude < -16500:
             return None
-        exact = Fraction(mantissa) * Fraction(2) ** exponent
+        result = _round_scaled(-mantissa if negative else mantissa, exponent)
     else:
         exponent -= len(frac)
-        magnitude = len(digits.lstrip(b"0"))
-        if magnitude + exponent > 4940 or magnitude + exponent < -4970:
+        magnitude = len(digits.lstrip(b"0")) + exponent       # in decimal digits
+        if magnitude > 4940 or magnitude < -4970:
             return None
-        exact = Fraction(mantissa) * Fraction(10) ** exponent
-    if sign == b"-":
-        exact = -exact
-    result = _round_long_double(exact)
-    if result == 0 or isinstance(result, float):
+        if exponent >= 0:
+            result = _round_ratio(negative, mantissa * 10**exponent, 1)
+        else:
+            result = _round_ratio(negative, mantissa, 10**-exponent)
+    if result == _ZERO or isinstance(result, float):
         return None                             # underflow to zero or overflow: ERANGE
     return result
 
@@ -289,11 +313,14 @@ def _add_long_double(a: LongDouble, b: LongDouble) -> LongDouble | None:
     """a + b in long double; None for NaN or an infinite result."""
     if isinstance(a, float) or isinstance(b, float):
         return None
-    result = _round_long_double(a + b)
+    (ma, ea), (mb, eb) = a, b
+    e = min(ea, eb)
+    result = _round_scaled((ma << (ea - e)) + (mb << (eb - e)), e)
     return None if isinstance(result, float) else result
 
 
 _STR_CHUNK = 10**4000
+_TEN17 = 10**17
 
 
 def _int_to_str(value: int) -> str:
@@ -307,14 +334,18 @@ def _int_to_str(value: int) -> str:
     return str(chunks[-1]) + "".join(str(c).zfill(4000) for c in reversed(chunks[:-1]))
 
 
-def format_long_double(value: Fraction) -> bytes:
+def format_long_double(value: tuple[int, int]) -> bytes:
     """Format like `ld2string(LD_STR_HUMAN)`: `%.17Lf`, trailing zeros and '.' stripped, -0 -> 0."""
-    negative = value < 0
-    scaled = abs(value) * 10**17
-    whole, rem = divmod(scaled.numerator, scaled.denominator)
-    if 2 * rem > scaled.denominator or (2 * rem == scaled.denominator and whole & 1):
-        whole += 1
-    integer, fraction = divmod(whole, 10**17)
+    m, e = value
+    negative, n = m < 0, abs(m)
+    if e >= 0:
+        whole = (n << e) * _TEN17
+    else:
+        den = 1 << -e
+        whole, rem = divmod(n * _TEN17, den)
+        if 2 * rem > den or (2 * rem == den and whole & 1):
+            whole += 1
+    integer, fraction = divmod(whole, _TEN17)
     text = _int_to_str(integer)
     decimals = str(fraction).zfill(17).rstrip("0")
     if decimals:

@@ -177,6 +177,8 @@ def test_mutations_parse_ll_roundtrips_in_range(n):
     (b"1", b".5", b"1.5"),
     (b"1", b"+5.", b"6"),
     (None, b"-1e-30", b"0"),                    # %.17Lf rounds to -0, printed as 0
+    (b"1", b"1e-4940", b"1"),                   # a subnormal long double is accepted
+    (b"0x1p-16445", b"0", b"0"),                # the smallest subnormal
 ])
 def test_mutations_incrbyfloat_formats_like_redis(old, delta, expected):
     current = live(old, NOW + 7) if old is not None else None
@@ -187,6 +189,7 @@ def test_mutations_incrbyfloat_formats_like_redis(old, delta, expected):
 @pytest.mark.parametrize("old, delta", [
     (b"abc", b"1"), (b"1", b"abc"), (b" 1", b"1"), (b"1", b"1 "), (b"1", b""), (b"1", b"nan"),
     (b"1", b"1e"), (b"1", b"1e99999"), (b"1", b"1e-99999"), (b"1", b"0x"), (b"1", b"1" * 5120),
+    (b"1", b"1e-4960"), (b"1", b"1.2e4932"), (b"1", b"0x1p16384"),      # ERANGE in strtold
 ])
 def test_mutations_incrbyfloat_rejects_invalid_floats(old, delta):
     assert error_line(run("incrbyfloat", live(old), delta)) == "ERR value is not a valid float"
