@@ -243,11 +243,20 @@ class RequestParser:
         self._compact()
         return None
 
+    def commands_into(self, append) -> None:
+        """Call `append(command)` for every complete command; then raise a pending ProtocolError."""
+        while (command := self.next_command()) is not None:
+            append(command)
+
     def _compact(self) -> None:
         # Lazy compaction (h11 ReceiveBuffer): drop consumed bytes once they dominate.
         if self._pos and (self._pos == len(self._buf) or self._pos > 65536):
             del self._buf[:self._pos]
             self._pos = 0
+
+
+class _Astray(Exception):
+    """hiredis returned something Redis would not accept as a request: replay in Python."""
 
 
 class HiredisRequestParser:
@@ -314,6 +323,41 @@ class HiredisRequestParser:
                 if command:
                     self._last = command
                     return command
+
+    def commands_into(self, append) -> None:
+        """Call `append(command)` for every complete command; then raise a pending ProtocolError.
+
+        The server's hot path: one call per received chunk instead of one per command.
+        """
+        if self._fallback is None:
+            gets, returned, last = self._reader.gets, 0, None
+            try:
+                while True:
+                    command = gets()
+                    if command is False:
+                        break
+                    if command.__class__ is not list:
+                        raise _Astray
+                    for arg in command:
+                        if arg.__class__ is not bytes:
+                            raise _Astray
+                    returned += 1
+                    if command:
+                        last = command
+                        append(command)
+            except (_Astray, hiredis.ProtocolError):
+                self._returned += returned
+                if last is not None:
+                    self._last = last
+                self._replay()
+            else:
+                self._returned += returned
+                if last is not None:
+                    self._last = last
+                self._at_rest()
+                return
+        while (command := self.next_command()) is not None:
+            append(command)
 
     def _at_rest(self) -> None:
         """The reader wants more bytes: find out whether it stopped at a boundary or mid-frame."""

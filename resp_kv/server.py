@@ -141,9 +141,7 @@ class RespProtocol(asyncio.Protocol):
         pending, parser = self._pending, self._parser
         try:
             parser.feed(data)
-            next_command = parser.next_command
-            while (command := next_command()) is not None:
-                pending.append(command)
+            parser.commands_into(pending.append)
         except QueryBufferExceeded:
             log.warning("closing client %s: query buffer over client_query_buffer_limit",
                         self.session.address)

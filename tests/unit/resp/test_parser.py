@@ -251,14 +251,18 @@ def _stream(draw):
     return data, cuts
 
 
-def _outcome(parser_cls, data: bytes, cuts: list[int]):
+def _outcome(parser_cls, data: bytes, cuts: list[int], batch: bool = False):
     parser = parser_cls()
     commands: list = []
     bounds = [0, *cuts, len(data)]
     try:
         for start, end in zip(bounds, bounds[1:]):
             parser.feed(data[start:end])
-            commands += drain(parser)
+            if batch:
+                parser.commands_into(commands.append)
+            else:
+                while (command := parser.next_command()) is not None:
+                    commands.append(command)
     except ProtocolError as error:
         return commands, error.reply()
     return commands, None
@@ -268,7 +272,19 @@ def _outcome(parser_cls, data: bytes, cuts: list[int]):
 @given(_stream())
 def test_parser_hiredis_matches_python(stream):
     data, cuts = stream
-    assert _outcome(HiredisRequestParser, data, cuts) == _outcome(RequestParser, data, cuts)
+    reference = _outcome(RequestParser, data, cuts)
+    assert _outcome(HiredisRequestParser, data, cuts) == reference
+    assert _outcome(HiredisRequestParser, data, cuts, batch=True) == reference
+    assert _outcome(RequestParser, data, cuts, batch=True) == reference
+
+
+def test_parser_commands_into_appends_then_raises(parser_cls):
+    parser = parser_cls()
+    parser.feed(frame(b"PING") + b"*1\r\n:1\r\n")
+    commands: list = []
+    with pytest.raises(ProtocolError, match="expected '\\$', got ':'"):
+        parser.commands_into(commands.append)
+    assert commands == [[b"PING"]]
 
 
 @settings(max_examples=80, deadline=None)
@@ -278,3 +294,4 @@ def test_parser_valid_streams_roundtrip_at_any_split(commands, data):
     cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=5)))
     for parser_cls in (RequestParser, HiredisRequestParser):
         assert _outcome(parser_cls, raw, cuts) == (commands, None)
+        assert _outcome(parser_cls, raw, cuts, batch=True) == (commands, None)
