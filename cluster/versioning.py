@@ -321,56 +321,50 @@ _set_dot, _set_context, _set_value, _set_ts, _set_exp = (
 
 
 def decode_siblings(data: bytes) -> list[Sibling]:
-    """Decode `encode_siblings` bytes. Raises ValueError if malformed or of another version."""
+    """Decode `encode_siblings` bytes. Raises ValueError if malformed or of another version.
+
+    Hot: every read and every replica write. The one-sibling case is inlined (one struct,
+    tuple indexing, no helper calls beyond the slot setters): measured with timeit.
+    """
     if type(data) is not bytes:
         data = bytes(data)                       # memoryview/bytearray: slices must hash
     try:
         # bytes 1-2: n_siblings; bytes 6-7: the first sibling's n_ctx
-        if len(data) >= 8 and data[1] == 0 and data[2] == 1 and data[6] == 0:
-            return [_decode_one(data, data[7])]
-        return _decode_many(data)
+        if len(data) < 8 or data[1] != 0 or data[2] != 1 or data[6] != 0:
+            return _decode_many(data)
+        n_ctx = data[7]
+        st = _ONE_STRUCTS.get(n_ctx) or _one_struct(n_ctx)
+        f = st.unpack_from(data, 0)
+        # f: version n_siblings actors_len flags n_ctx dot_actor dot_counter ts exp value_len ctx
+        pos = st.size
+        end = pos + f[9]
+        if f[0] != FORMAT_VERSION or end + f[2] != len(data):
+            raise ValueError(f"bad sibling set header (version {f[0]})")
+        blob = data[end:]
+        actors = _ACTOR_CACHE.get(blob) or _decode_actors(blob)
+        if f[3] == 0:
+            value = data[pos:end]
+        elif f[3] == _FLAG_TOMBSTONE and pos == end:
+            value = None
+        else:
+            raise ValueError(f"bad sibling flags {f[3]} / value_len {f[9]}")
+        if n_ctx == 1:
+            context = {actors[f[10]]: f[11]}
+        elif n_ctx == 2:
+            context = {actors[f[10]]: f[12], actors[f[11]]: f[13]}
+        elif n_ctx == 0:
+            context = {}
+        else:
+            context = {actors[f[10 + i]]: f[10 + n_ctx + i] for i in range(n_ctx)}
+        s = _new_object(Sibling)
+        _set_dot(s, (actors[f[5]], f[6]))
+        _set_context(s, context)
+        _set_value(s, value)
+        _set_ts(s, f[7])
+        _set_exp(s, f[8])
+        return [s]
     except (struct.error, IndexError) as error:
         raise ValueError(f"malformed sibling set: {error}") from None
-
-
-def _decode_one(data: bytes, n_ctx: int) -> Sibling:
-    """Fast path: a one-sibling set is one struct, then the value, then the actor table.
-    Hot: every read and every replica write (tuple indexing, no star-unpack: measured)."""
-    st = _ONE_STRUCTS.get(n_ctx) or _one_struct(n_ctx)
-    f = st.unpack_from(data, 0)
-    # f: version n_siblings actors_len flags n_ctx dot_actor dot_counter ts exp value_len ctx...
-    if f[0] != FORMAT_VERSION:
-        raise ValueError(f"unknown sibling format version {f[0]}")
-    pos = st.size
-    end = pos + f[9]
-    if end + f[2] != len(data):
-        raise ValueError("sibling set length does not match its header")
-    blob = data[end:]
-    actors = _ACTOR_CACHE.get(blob)
-    if actors is None:
-        actors = _decode_actors(blob)
-    flags = f[3]
-    if flags == 0:
-        value = data[pos:end]
-    elif flags == _FLAG_TOMBSTONE and pos == end:
-        value = None
-    else:
-        raise ValueError(f"bad sibling flags {flags} / value_len {f[9]}")
-    if n_ctx == 1:
-        context = {actors[f[10]]: f[11]}
-    elif n_ctx == 2:
-        context = {actors[f[10]]: f[12], actors[f[11]]: f[13]}
-    elif n_ctx == 0:
-        context = {}
-    else:
-        context = {actors[f[10 + i]]: f[10 + n_ctx + i] for i in range(n_ctx)}
-    s = _new_object(Sibling)
-    _set_dot(s, (actors[f[5]], f[6]))
-    _set_context(s, context)
-    _set_value(s, value)
-    _set_ts(s, f[7])
-    _set_exp(s, f[8])
-    return s
 
 
 def _decode_many(data: bytes) -> list[Sibling]:
