@@ -12,6 +12,7 @@ with no background work; prints max / p99 / p50 put latency for both runs.
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from resp_kv.config import StorageConfig
 from resp_kv.storage import LSMStore
-from resp_kv.storage.compaction import PACE_RECORDS
+from resp_kv.storage.compaction import PACE_RECORDS, Pacer
 from resp_kv.storage.memtable import Memtable
 from sortedcontainers import SortedDict
 
@@ -139,6 +140,8 @@ def stall(directory: Path, keys: int) -> None:
     _report("put without compaction", baseline)
     _report("wake+put during compaction", during_wake)
     _report("wake+put without compaction", baseline_wake)
+    print(f"longest background slice between GIL yields: {Pacer.longest_slice_s * 1e3:.2f} ms (wall)")
+    print(f"gc: {gc.get_stats()}")
     store.close()
 
 

@@ -4,27 +4,27 @@
                                                       byte i >> 3, mask 1 << (i & 7))
 
 Positions use double hashing (Kirsch & Mitzenmacher, "Less hashing, same performance"):
-h1, h2 = mmh3.hash64(key, 0, True, False): the two unsigned 64-bit halves of
-MurmurHash3_x64_128 with seed 0 (positional arguments: x64arch=True, signed=False); position j is
-(h1 + j * h2) mod m for j in 0..k-1. k = round(bits_per_key * ln 2), clamped to 1..30.
+h1, h2 = mmh3.hash64(key): the two halves of MurmurHash3_x64_128 with seed 0, as SIGNED 64-bit
+integers (mmh3's default); position j is (h1 + j * h2) mod m for j in 0..k-1, with the
+mathematical (non-negative) modulo, as Python's % computes it. k = round(bits_per_key * ln 2),
+clamped to 1..30.
 Expected false-positive rate: (1 - e^(-k n / m))^k, about 0.8% at 10 bits per key.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import mmh3
 
 from .format import BLOOM_HEADER
 
-_SEED = 0                                            # on-disk: never change
 _hash64 = mmh3.hash64
 
 
 def _hashes(key: bytes) -> tuple[int, int]:
-    return _hash64(key, _SEED, True, False)        # on-disk: never change (see docstring)
+    return _hash64(key)                  # on-disk: never change (see docstring)
 
 
 def hash_count(bits_per_key: int) -> int:
@@ -37,20 +37,23 @@ def expected_fp_rate(n: int, bits_per_key: int) -> float:
     return (1 - math.exp(-k * n / m)) ** k
 
 
-def build_bloom(key_hashes: list[tuple[int, int]], bits_per_key: int,
+def build_bloom(key_hashes: Iterable[tuple[int, int]], n: int, bits_per_key: int,
                 tick: Callable[[], None] | None = None) -> bytes:
-    """Encode a filter for keys given by `key_hash(key)`; see the grammar above.
+    """Encode a filter for `n` keys given by `key_hash(key)`; see the grammar above.
 
     `tick`, if given, is called once per key (the background thread's GIL pacing).
     """
-    m = max(64, len(key_hashes) * bits_per_key)
+    m = max(64, n * bits_per_key)
     k = hash_count(bits_per_key)
     bits = bytearray((m + 7) // 8)
+    rounds = range(k)
     for h1, h2 in key_hashes:
-        for _ in range(k):
-            pos = h1 % m
+        pos, step = h1 % m, h2 % m
+        for _ in rounds:
             bits[pos >> 3] |= 1 << (pos & 7)
-            h1 += h2
+            pos += step
+            if pos >= m:
+                pos -= m
         if tick is not None:
             tick()
     return BLOOM_HEADER.pack(k, m) + bits
@@ -72,11 +75,13 @@ class Bloom:
             raise ValueError("bloom bit count does not match its length")
 
     def may_contain(self, key: bytes) -> bool:
-        h1, h2 = _hash64(key, _SEED, True, False)
+        h1, h2 = _hash64(key)
         m, bits = self._m, self._bits
+        pos, step = h1 % m, h2 % m          # then small-int adds: same positions, no bigints
         for _ in self._rounds:
-            pos = h1 % m
             if not bits[pos >> 3] & (1 << (pos & 7)):
                 return False
-            h1 += h2
+            pos += step
+            if pos >= m:
+                pos -= m
         return True

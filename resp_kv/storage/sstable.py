@@ -23,6 +23,7 @@ naming the file): never serve wrong data. A small per-table cache of decoded blo
 from __future__ import annotations
 
 import struct
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -55,7 +56,7 @@ class SSTableWriter:
         self._kinds = bytearray()
         self._key_bytes = self._value_bytes = 0
         self._index: list[tuple[int, int, bytes]] = []
-        self._hashes: list[tuple[int, int]] = []
+        self._h1, self._h2 = array("q"), array("q")   # not tuples: no GC-tracked garbage
         self.entries = 0
 
     def add(self, key: bytes, value: bytes | None) -> None:
@@ -69,7 +70,9 @@ class SSTableWriter:
             self._values.append(value)
             self._value_bytes += len(value)
         self._value_ends.append(self._value_bytes)
-        self._hashes.append(key_hash(key))
+        h1, h2 = key_hash(key)
+        self._h1.append(h1)
+        self._h2.append(h2)
         self.entries += 1
         if self._key_bytes + self._value_bytes + 9 * len(self._keys) >= self._block_size:
             self._finish_block()
@@ -96,7 +99,7 @@ class SSTableWriter:
         """Write bloom, index and footer, fsync and close; return the file size."""
         if self._keys:
             self._finish_block()
-        bloom = build_bloom(self._hashes, self._bits_per_key, self._tick)
+        bloom = build_bloom(zip(self._h1, self._h2), len(self._h1), self._bits_per_key, self._tick)
         bloom_off, bloom_section = self._offset, bloom + U32.pack(crc32(bloom))
         self._emit(bloom_section)
         index = bytearray(U32.pack(len(self._index)))
