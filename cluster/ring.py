@@ -56,6 +56,7 @@ class Ring:
                 self._tokens.append(token)
                 self._owners.append(node)
         self._walks: dict[int, tuple[NodeId, ...]] = {}   # vnode index -> distinct nodes clockwise
+        self._primaries: dict[tuple[int, int], list[Target]] = {}   # (vnode index, n) -> targets
 
     @property
     def nodes(self) -> tuple[NodeId, ...]:
@@ -174,13 +175,20 @@ class Target:
 
 def plan_writes(ring: Ring, token: int, n: int, alive: Set[NodeId]) -> list[Target]:
     """Return live primaries, plus one live fallback per down primary (sloppy quorum)."""
-    walk = tuple(ring.walk(token))
+    if not ring._tokens:
+        return []
+    index = ring._index(token)
+    walk = ring._walk(index)
     primaries = walk[:n]
-    targets = [Target(p) for p in primaries if p in alive]
     down = [p for p in primaries if p not in alive]
-    if down:
-        spares = (node for node in walk[n:] if node in alive)
-        targets += [Target(spare, hint_for=owner) for owner, spare in zip(down, spares)]
+    if not down:                                   # the common case: cached Target objects
+        targets = ring._primaries.get((index, n))
+        if targets is None:
+            targets = ring._primaries[(index, n)] = [Target(p) for p in primaries]
+        return list(targets)
+    targets = [Target(p) for p in primaries if p in alive]
+    spares = (node for node in walk[n:] if node in alive)
+    targets += [Target(spare, hint_for=owner) for owner, spare in zip(down, spares)]
     return targets
 
 

@@ -257,3 +257,14 @@ def test_decode_accepts_memoryview_and_bytearray() -> None:
     data = v.encode_siblings([Sibling(("n1@a", 1), {"n2@b": 3}, b"x", 1)])
     assert v.decode_siblings(memoryview(data)) == v.decode_siblings(bytearray(data)) == \
         v.decode_siblings(data)
+
+
+@FAST
+@given(histories)
+def test_sync_one_and_one_fast_path_matches_general_path(states) -> None:
+    for x in (s for state in states for s in state):
+        for y in (s for state in states for s in state):
+            assert v.sync([x], [y]) == v.sync(iter([x]), iter([y]))
+    covered = Sibling(("n1@a", 1), {}, b"x", 1)
+    assert v.sync([covered], [Sibling(("n2@b", 1), {"n1@a": 1}, b"y", 2)]) == \
+        [Sibling(("n2@b", 1), {"n1@a": 1}, b"y", 2)]
