@@ -364,9 +364,15 @@ class HiredisRequestParser:
         mirror = self._mirror
         if not mirror:
             return
-        if not self._reader.has_data() and self._last is not None and self._returned:
-            tail = b"*%d\r\n" % len(self._last) + b"".join(
-                b"$%d\r\n%s\r\n" % (len(a), a) for a in self._last)
+        last = self._last
+        if last is not None and self._returned and not self._reader.has_data():
+            # Did the reader stop right after the last command, or mid-frame after an element?
+            if len(last) == 2:          # the common GET-shaped case without a generator
+                tail = b"*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+                    len(last[0]), last[0], len(last[1]), last[1])
+            else:
+                tail = b"*%d\r\n" % len(last) + b"".join(
+                    [b"$%d\r\n%s\r\n" % (len(a), a) for a in last])
             if mirror.endswith(tail):
                 mirror.clear()
                 self._returned = 0
