@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from resp_kv.commands import Dispatcher, command_table
+from resp_kv.commands import BATCH_FULL, Dispatcher, command_table
 from resp_kv.commands.spec import Session
 from resp_kv.resp import ProtocolError, QueryBufferExceeded, make_request_parser
 
@@ -85,7 +85,7 @@ class RespProtocol(asyncio.Protocol):
         self.session: Session | None = None
         self._drain_queue: Callable[..., Any] | None = None
         self._busy = False                    # the worker owns the queue (a command suspended)
-        self._suspended: _Resume | None = None   # the batch coroutine, mid-flight
+        self._suspended: Awaitable[Any] | None = None  # a batch for the worker to finish
         self._carry: list[bytes] = []         # replies done before the suspension, unwritten
         self._worker: asyncio.Task | None = None
         self._wake: asyncio.Future | None = None
@@ -159,18 +159,31 @@ class RespProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------------- execution
     def _run_inline(self) -> None:
         """Run the queue in this callback; hand it to the worker if a command suspends."""
-        out: list[bytes] = []
-        batch = self._drain_queue(self._pending, out)
-        try:
-            yielded = batch.send(None)
-        except StopIteration as stop:
-            self._batch_done(out, stop.value)
-        else:
-            self._busy = True
-            self._suspended = _Resume(batch, yielded)
-            self._carry = out
-            self._wake_worker()
-            self._update_reading()
+        pending, limit = self._pending, self._high_water
+        while True:
+            out: list[bytes] = []
+            batch = self._drain_queue(pending, out, limit)
+            try:
+                yielded = batch.send(None)
+            except StopIteration as stop:
+                if stop.value is not BATCH_FULL:
+                    self._batch_done(out, stop.value)
+                    return
+                self._write(out)                  # a long pipeline: reply in slices
+                if self._write_paused:            # the client is not reading: wait for it
+                    rest: list[bytes] = []
+                    self._hand_over(self._drain_queue(pending, rest, limit), rest)
+                    return
+            else:
+                self._hand_over(_Resume(batch, yielded), out)
+                return
+
+    def _hand_over(self, batch: Awaitable[Any], out: list[bytes]) -> None:
+        self._busy = True
+        self._suspended = batch
+        self._carry = out
+        self._wake_worker()
+        self._update_reading()
 
     def _batch_done(self, out: list[bytes], stopped_at: object) -> None:
         if stopped_at is not None:                # the ProtocolError marker
@@ -189,8 +202,14 @@ class RespProtocol(asyncio.Protocol):
         elif self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
 
+    async def _wait_writable(self) -> None:
+        if self._write_paused and not self._closed:
+            self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+            self._drain = None
+
     async def _work(self) -> None:
-        """The connection's worker: finishes a suspended batch, then goes back to sleep."""
+        """The connection's worker: finishes a handed-over batch, then goes back to sleep."""
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -198,21 +217,24 @@ class RespProtocol(asyncio.Protocol):
                     self._wake = loop.create_future()
                     await self._wake
                     self._wake = None
+                await self._wait_writable()
                 out = self._carry
                 stopped_at = await self._suspended     # keeps draining what arrives meanwhile
                 self._suspended, self._carry = None, []
                 if self._closed:
                     self._busy = False
                     return
+                if stopped_at is BATCH_FULL:
+                    self._write(out)
+                    self._suspended = self._drain_queue(self._pending, self._carry,
+                                                        self._high_water)
+                    continue
                 if stopped_at is not None or self.session.closing:
                     self._batch_done(out, stopped_at)
                     return
                 if out:
                     self._write(out)
-                if self._write_paused:
-                    self._drain = loop.create_future()
-                    await self._drain
-                    self._drain = None
+                await self._wait_writable()
                 self._busy = False
                 if self._closed:
                     return

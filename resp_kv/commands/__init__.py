@@ -24,7 +24,7 @@ from resp_kv.resp import encode, encode_error
 if TYPE_CHECKING:
     from resp_kv.config import Config
 
-__all__ = ["COMMANDS", "Dispatcher", "PendingReply", "command_table", "CommandSpec", "Session"]
+__all__ = ["BATCH_FULL", "COMMANDS", "Dispatcher", "PendingReply", "command_table", "CommandSpec", "Session"]
 
 log = logging.getLogger("resp_kv.commands")
 
@@ -64,6 +64,9 @@ def command_table(config: "Config | None") -> dict[bytes, CommandSpec]:
     return _WITH_DEBUG
 
 
+BATCH_FULL = type("BatchFull", (), {"__repr__": lambda self: "BATCH_FULL"})()
+
+
 class Dispatcher:
     """Runs one connection's commands against its Session. Event-loop thread only.
 
@@ -90,10 +93,11 @@ class Dispatcher:
             return reply
         return await reply
 
-    async def drain(self, queue: deque, out: list[bytes]) -> object:
+    async def drain(self, queue: deque, out: list[bytes], limit: int = 1 << 30) -> object:
         """Run queued commands in order, appending each encoded reply to `out`.
 
-        Returns when the queue is empty (None), when the session is closing (None), or at the
+        Returns when the queue is empty (None), when the session is closing (None), after
+        `limit` commands with more queued (BATCH_FULL: write `out`, then call again), or at the
         first item that is not a command, which it pops and returns (the server's
         ProtocolError marker). One coroutine per batch, not per command: the server starts it
         with `send(None)`, so a batch whose handlers never suspend costs one StopIteration.
@@ -102,6 +106,8 @@ class Dispatcher:
         processed = 0
         try:
             while queue:
+                if len(out) >= limit:
+                    return BATCH_FULL
                 args = queue.popleft()
                 if args.__class__ is not list:
                     return args

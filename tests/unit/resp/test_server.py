@@ -213,3 +213,39 @@ def test_server_stop_refuses_new_connections():
         with pytest.raises(OSError):
             await connect()
     serve(test)
+
+
+@pytest.mark.parametrize("suspend", [False, True], ids=["inline", "worker"])
+def test_server_long_pipeline_is_answered_in_slices(suspend, monkeypatch):
+    sizes: list[int] = []
+    original = RespProtocol._write
+
+    def spy(self, out):
+        sizes.append(len(out))
+        original(self, out)
+
+    monkeypatch.setattr(RespProtocol, "_write", spy)
+
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(b"".join(frame(b"INCR", b"n") for _ in range(1000)))
+        await read_exactly(reader, b"".join(b":%d\r\n" % i for i in range(1, 1001)))
+        assert max(sizes) <= 64
+    serve(test, suspend=suspend, pipeline_high_water=64)
+
+
+def test_server_slow_reader_gets_every_reply():
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        value = b"x" * 100_000
+        writer.write(frame(b"SET", b"k", value))
+        await read_exactly(reader, b"+OK\r\n")
+        writer.write(b"".join(frame(b"GET", b"k") for _ in range(200)))   # ~20 MB of replies
+        connection = next(iter(server._connections))
+        await _until(lambda: connection._write_paused)
+        reply = b"$100000\r\n" + value + b"\r\n"
+        for _ in range(200):
+            await read_exactly(reader, reply)
+        writer.write(frame(b"PING"))
+        await read_exactly(reader, b"+PONG\r\n")
+    serve(test, pipeline_high_water=16)
