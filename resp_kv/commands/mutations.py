@@ -355,7 +355,22 @@ def format_long_double(value: tuple[int, int]) -> bytes:
     return text.encode()
 
 
-MUTATORS: dict[str, Mutator] = {
+def _guarded(mutator: Mutator) -> Mutator:
+    """Return `mutator` that replies `ERR syntax error` to malformed args instead of raising.
+
+    Handlers always send well-formed args; this only protects a coordinator from a bad peer.
+    """
+    def run(current: Current | None, args: list[bytes], now_ms: int) -> Outcome:
+        try:
+            return mutator(current, args, now_ms)
+        except (ValueError, IndexError):
+            return Outcome(reply=CommandError("syntax error"))
+    run.__name__ = run.__qualname__ = mutator.__name__
+    run.__doc__ = mutator.__doc__
+    return run
+
+
+MUTATORS: dict[str, Mutator] = {name: _guarded(mutator) for name, mutator in {
     "set": set_,
     "setnx": setnx,
     "getset": getset,
@@ -366,4 +381,4 @@ MUTATORS: dict[str, Mutator] = {
     "incrby": incrby,
     "incrbyfloat": incrbyfloat,
     "append": append,
-}
+}.items()}

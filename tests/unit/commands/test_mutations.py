@@ -224,3 +224,16 @@ def test_mutations_append_lengths(first, suffixes):
 
 def test_mutations_append_keeps_ttl():
     assert run("append", live(b"ab", NOW + 3), b"c") == Outcome(3, Write(b"abc", NOW + 3))
+
+
+@given(st.sampled_from(sorted(MUTATORS)),
+       st.one_of(st.none(), st.builds(Current, st.binary(max_size=24), st.integers(0, 2 * NOW))),
+       st.lists(st.binary(max_size=24), max_size=5))
+def test_mutations_never_raise_on_malformed_args(name, current, args):
+    outcome = MUTATORS[name](current, args, NOW)
+    assert isinstance(outcome, Outcome)
+
+
+def test_mutations_malformed_args_are_a_syntax_error():
+    assert error_line(run("set", None, b"v", b"soon")) == "ERR syntax error"
+    assert error_line(run("getset", None)) == "ERR syntax error"
