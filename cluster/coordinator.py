@@ -155,10 +155,19 @@ class Coordinator:
         merged = _merge(answers.values())
         if sum(1 for s in merged if s.value is not None) > 1:
             self.cluster.stats["conflicts_detected"] += 1
-        if futures:
-            self._spawn(self._read_repair(key, token, targets, futures, answers))
-        elif len(answers) > 1:
-            self._spawn(self._read_repair(key, token, targets, [], answers))
+        pending = [f for _, f in futures if not f.done()]
+        if not pending:
+            self._read_repair(key, token, targets, answers)
+        else:
+            # No task per read: the last straggler's callback runs the repair.
+            remaining = [len(pending)]
+
+            def straggler_done(_: asyncio.Future) -> None:
+                remaining[0] -= 1
+                if not remaining[0]:
+                    self._read_repair(key, token, targets, answers)
+            for future in pending:
+                future.add_done_callback(straggler_done)
         return merged
 
     def _read_answer(self, future: asyncio.Future, node: NodeId, answers: dict,
@@ -169,12 +178,12 @@ class Coordinator:
         answers[node] = future.result()
         gather.record(True)
 
-    async def _read_repair(self, key: bytes, token: int, targets: list[Target], futures: list,
-                           answers: dict) -> None:
-        """After every asked replica answered or failed, send the merged set to stale ones."""
-        if futures:
-            await asyncio.wait([f for _, f in futures])
-        merged = _merge(answers.values())
+    def _read_repair(self, key: bytes, token: int, targets: list[Target], answers: dict) -> None:
+        """Once every asked replica answered or failed: send the merged set to stale ones."""
+        raws = set(answers.values())
+        if len(raws) <= 1 and len(answers) == len(targets):
+            return                                  # all agree: the common case
+        merged = _merge(raws)
         if not merged:
             return
         encoded = versioning.encode_siblings(merged)
@@ -209,6 +218,12 @@ class Coordinator:
         _, survivors, encoded = cluster.local_write_full(key, token, value, expire_at_ms,
                                                          context, local, old_raw)
         targets = plan_writes(network.ring, token, n, network.alive)
+        if len(targets) < n:
+            # Down primaries without a live fallback: this node holds their hints.
+            covered = {t.hint_for or t.node for t in targets}
+            for owner in network.ring.preference_list(token, n):
+                if owner not in covered:
+                    cluster.hints.add(owner, token, key, survivors)
         remote = [t for t in targets if t.node != self.me]
         gather = _Gather(w, len(remote) + 1, successes=1)
         used = {t.node for t in targets} | {self.me}
