@@ -32,8 +32,14 @@ class WrongArity(CommandError):
 
 class UnknownCommand(CommandError):
     def __init__(self, args: list[bytes]) -> None:
-        name = args[0].decode(errors="replace")
-        rest = " ".join(f"'{a.decode(errors='replace')}'" for a in args[1:])
+        # As server.c: each argument as "'%.*s' " while the list stays under 128 characters.
+        rest = ""
+        for arg in args[1:]:
+            room = 128 - len(rest)
+            if room <= 0:
+                break
+            rest += f"'{arg.decode(errors='replace')[:room]}' "
+        name = args[0].decode(errors="replace")[:128]
         super().__init__(f"unknown command '{name}', with args beginning with: {rest}")
 
 
