@@ -15,6 +15,7 @@ import argparse
 import gc
 import random
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -149,7 +150,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=200_000)
     parser.add_argument("--micro-only", action="store_true")
+    parser.add_argument("--switch-interval-ms", type=float, default=None,
+                        help="sys.setswitchinterval for the run (CPython default 5 ms)")
     args = parser.parse_args()
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
+    print(f"switch interval {sys.getswitchinterval() * 1e3:.1f} ms")
     directory = Path(tempfile.mkdtemp(prefix="resp-kv-bench-"))
     try:
         micro(directory)

@@ -36,8 +36,8 @@ CompactionFilter = Callable[[bytes, bytes, int], bool]
 Entry = tuple[bytes, bytes | None]
 
 PACE_RECORDS = 32            # records between two clock checks        (bench/storage_stall.py)
-PACE_SLICE_S = 0.001         # CPU slice of the background thread before it yields the GIL
-PACE_SLEEP_S = 0.0001        # how long it then stays off the GIL
+PACE_SLICE_S = 0.0005        # slice of the background thread before it yields the GIL
+PACE_SLEEP_S = 0.00002       # then it sleeps (≈ 60 µs with the kernel's timer slack)
 
 
 class Aborted(Exception):
@@ -88,11 +88,13 @@ def collect_garbage(entries: Iterable[Entry], bottom: bool, fn: CompactionFilter
 class Pacer:
     """Call `tick()` often from a long CPU-bound job on the background thread (see above)."""
 
-    __slots__ = ("_should_stop", "_n", "_slice_start")
+    __slots__ = ("_should_stop", "_on_yield", "_n", "_slice_start")
     longest_slice_s = 0.0       # longest run between two yields, process-wide (for the bench)
 
-    def __init__(self, should_stop: Callable[[], bool]) -> None:
+    def __init__(self, should_stop: Callable[[], bool],
+                 on_yield: Callable[[], None] | None = None) -> None:
         self._should_stop = should_stop
+        self._on_yield = on_yield     # e.g. flush frozen memtables in the middle of a long merge
         self._n = 0
         self._slice_start = time.perf_counter()
 
@@ -106,6 +108,8 @@ class Pacer:
             if held > Pacer.longest_slice_s:
                 Pacer.longest_slice_s = held
             time.sleep(PACE_SLEEP_S)
+            if self._on_yield is not None:
+                self._on_yield()
             self._slice_start = time.perf_counter()
         if self._should_stop():
             raise Aborted

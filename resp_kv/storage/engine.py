@@ -6,8 +6,10 @@ event-loop batch with `wal_flush()` and applies the fsync policy with `wal_sync(
 past `memtable_limit_bytes` is frozen, a new WAL segment starts, and the store's background
 thread writes the frozen memtable to a level-0 SSTable (sstable.py), commits a new manifest
 (manifest.py), publishes the result and deletes the old WAL segment. The same thread runs the
-size-tiered compaction described in compaction.py. At most MAX_IMMUTABLES frozen memtables may
-wait for it; past that, a write blocks until one is flushed (back-pressure, bounded memory).
+size-tiered compaction described in compaction.py; a long merge flushes frozen memtables in
+its pauses, so flushes never wait for a compaction. At most MAX_IMMUTABLES frozen memtables may
+wait for the thread; past that, a write blocks until one is flushed (back-pressure, bounded
+memory).
 
 Read path: active memtable, frozen memtables newest first, then SSTables newest first; the first
 source that knows the key wins (a tombstone reads as None).
@@ -334,13 +336,20 @@ class LSMStore:
             self._flushes += 1
         self._wal.retire(mem.wal_number)
 
+    def _flush_frozen(self) -> None:
+        """Flush every frozen memtable now (called in the pauses of a long merge)."""
+        while self._version[0] and not self._stop:
+            self._flush_immutable(self._version[0][-1])
+
     def _compact_range(self, start: int, stop: int, out_level: int | None, full: int | None) -> None:
         tables = self._version[1]
         inputs = tables[start:stop]
         if inputs:
             level = out_level if out_level is not None else max(1, *(t.meta.level for t in inputs))
             output = self._merge_tables(inputs, bottom=stop == len(tables), level=level)
-            new_tables = (*tables[:start], *output, *tables[stop:])
+            tables = self._version[1]           # flushes during the merge only prepended tables
+            start = next(i for i, t in enumerate(tables) if t is inputs[0])
+            new_tables = (*tables[:start], *output, *tables[start + len(inputs):])
             self._store_manifest(new_tables)
             with self._cv:
                 self._version = (self._version[0], new_tables)
@@ -357,7 +366,7 @@ class LSMStore:
         merged = collect_garbage(merge([t.items() for t in inputs]), bottom, self._filter, now_ms)
         number = self._new_file_number()
         path = self._dir / sst_name(number)
-        pacer = Pacer(self._stopping)
+        pacer = Pacer(self._stopping, self._flush_frozen)
         size, entries = write_table(self._env, path, paced(merged, pacer),
                                     self._config.block_size_bytes, self._config.bloom_bits_per_key,
                                     pacer.tick)

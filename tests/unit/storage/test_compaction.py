@@ -122,3 +122,40 @@ def test_compaction_everything_deleted_leaves_no_table(tmp_path: Path) -> None:
     store.compact()
     assert store.stats()["sstables"] == 0 and list(store.scan()) == []
     store.close()
+
+
+def test_compaction_flushes_frozen_memtables_in_its_pauses(tmp_path: Path, monkeypatch) -> None:
+    import resp_kv.storage.compaction as compaction
+
+    monkeypatch.setattr(compaction, "PACE_SLICE_S", 0.0)      # pause every PACE_RECORDS records
+    monkeypatch.setattr(compaction, "PACE_SLEEP_S", 0.0)
+    original = LSMStore._flush_frozen
+    pauses = []
+
+    def write_during_merge(self: LSMStore) -> None:
+        # The loop thread is parked in compact(), so writing from here stands in for it.
+        if not pauses:
+            self.put(b"k00000", b"written mid-merge")
+            self.put(b"new", b"n")
+            self._freeze()
+        pauses.append(len(self._version[0]))
+        original(self)
+
+    config = StorageConfig(memtable_limit_bytes=1 << 20, l0_compaction_trigger=100)
+    store = LSMStore.open(tmp_path, config)
+    expected = {}
+    for table in range(3):
+        for i in range(table, 3000, 3):
+            store.put(b"k%05d" % i, b"v%d" % table)
+            expected[b"k%05d" % i] = b"v%d" % table
+        store.flush()
+    monkeypatch.setattr(LSMStore, "_flush_frozen", write_during_merge)
+    store.compact()
+    expected.update({b"k00000": b"written mid-merge", b"new": b"n"})
+    assert pauses[0] == 1                                   # one frozen memtable, flushed mid-merge
+    assert store.stats()["sstables"] == 2                   # the flushed table stays on top
+    assert dict(store.scan()) == expected
+    store.close()
+    store = LSMStore.open(tmp_path, config)
+    assert dict(store.scan()) == expected
+    store.close()
