@@ -98,10 +98,14 @@ class Network:
     def set_view(self, ring_nodes, alive) -> None:
         """Install a new ring (if its node set changed) and alive set."""
         ring_nodes = set(ring_nodes) | {self.me}
-        if set(self.ring.nodes) != ring_nodes:
-            grew = not ring_nodes <= set(self.ring.nodes)
+        old_nodes = set(self.ring.nodes)
+        if old_nodes != ring_nodes:
             self.ring = Ring(sorted(ring_nodes), self.cluster.config.vnodes)
-            if grew and len(ring_nodes) > 1:
+            for gone in old_nodes - ring_nodes:          # removed for good: drop its hints
+                self.cluster.hints.remove_owner(gone)
+            if len(old_nodes) == 1 and len(ring_nodes) > 1:
+                # This node just joined (new, or restarted): pull its ranges from the peers.
+                # Nodes already in the cluster do not re-pull when another one joins.
                 self._streamed = False
         self.alive = frozenset(alive) | {self.me}
         self.cluster.set_solo(len(self.ring) == 1, self.coordinator)
