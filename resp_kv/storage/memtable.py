@@ -1,9 +1,9 @@
 """The sorted in-memory table that takes every write before it reaches an SSTable.
 
 A dict (point lookups, overwrites) plus a sortedcontainers SortedList of its keys (order for
-scans and flushes). Measured against SortedDict with bench/storage_stall.py's micro-benchmark
-(`--micro`): the dict + SortedList pair saves the SortedDict subclass dispatch on every put and
-keeps `get` a plain dict lookup. A deletion is stored as the value None (a tombstone) so that it
+scans and flushes). Measured against SortedDict by bench/storage_stall.py (`memtable_choice`,
+100k random-order new keys, best chunk, shared 2-core VM): SortedDict 1.6-1.9 µs per new key,
+dict + SortedList 0.9-1.6 µs; an overwrite is a dict store only, and `get` a plain dict lookup. A deletion is stored as the value None (a tombstone) so that it
 shadows older SSTables. Not thread-safe for writers: only the event-loop thread mutates the
 active memtable; once frozen it is read-only and shared with the storage thread.
 """
