@@ -34,6 +34,7 @@ from collections.abc import Callable
 import hiredis
 
 from cluster import messages, versioning
+from cluster.quorum import ReadQuorum, WriteQuorum
 from cluster.replica import TOKEN_LIMIT
 from cluster.ring import Target, plan_writes
 from cluster.transport import PeerError
@@ -44,32 +45,24 @@ log = logging.getLogger("cluster.coordinator")
 _CALL_ERRORS = (PeerUnavailable, PeerError, TimeoutError, ConnectionError, OSError)
 
 
-class _Gather:
-    """Wait for `need` successes among futures; done early when that can no longer happen.
-    Feeds on done-callbacks, so a request creates no task."""
+class _Waiter:
+    """Resolves once a quorum (quorum.py) is done. Fed from done-callbacks, so a request
+    creates no task."""
 
-    def __init__(self, need: int, total: int, successes: int = 0) -> None:
-        self.need, self.total = need, total
-        self.ok = successes
-        self.failed = 0
-        self.waiter: asyncio.Future | None = None
+    def __init__(self, quorum) -> None:
+        self.quorum = quorum
+        self._future: asyncio.Future | None = None
 
-    @property
-    def done(self) -> bool:
-        return self.ok >= self.need or self.failed > self.total - self.need
-
-    def record(self, ok: bool) -> None:
-        if ok:
-            self.ok += 1
-        else:
-            self.failed += 1
-        if self.waiter is not None and not self.waiter.done() and self.done:
-            self.waiter.set_result(None)
+    def record(self, node: NodeId, result) -> None:
+        self.quorum.record(node, result)
+        future = self._future
+        if future is not None and not future.done() and self.quorum.done:
+            future.set_result(None)
 
     async def wait(self) -> None:
-        if not self.done:
-            self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
+        if not self.quorum.done:
+            self._future = asyncio.get_running_loop().create_future()
+            await self._future
 
 
 class Coordinator:
@@ -133,31 +126,29 @@ class Coordinator:
         n, r, _ = self._sizes()
         network = self.network
         targets = plan_writes(network.ring, token, n, network.alive)
-        replica = self.cluster.replica
-        answers: dict[NodeId, bytes | None] = {}
-        remote = [t for t in targets if t.node != self.me]
-        gather = _Gather(r, len(remote) + 1)
-        if self.me in {t.node for t in targets}:
-            answers[self.me] = replica.read_encoded(key, token)
-            gather.ok = 1
-        else:
-            gather.total -= 1
+        raws: dict[NodeId, bytes | None] = {}       # raw answers, for the repair comparison
+        waiter = _Waiter(ReadQuorum(len(targets), r))
         futures = []
-        for target in remote:
+        for target in targets:
+            if target.node == self.me:
+                raw = raws[self.me] = self.cluster.replica.read_encoded(key, token)
+                waiter.record(self.me, versioning.decode_siblings(raw) if raw else [])
+                continue
             future = self._call(target.node, messages.GET,
                                 [key, (target.hint_for or "").encode()])
             future.add_done_callback(
-                lambda f, node=target.node: self._read_answer(f, node, answers, gather))
-            futures.append((target, future))
-        await gather.wait()
-        if gather.ok < r:
-            raise QuorumNotReached("read", gather.ok, r)
-        merged = _merge(answers.values())
+                lambda f, node=target.node: self._read_answer(f, node, raws, waiter))
+            futures.append(future)
+        await waiter.wait()
+        quorum = waiter.quorum
+        if not quorum.succeeded:
+            raise QuorumNotReached("read", len(quorum.replies), r)
+        merged = quorum.merged()
         if sum(1 for s in merged if s.value is not None) > 1:
             self.cluster.stats["conflicts_detected"] += 1
-        pending = [f for _, f in futures if not f.done()]
+        pending = [f for f in futures if not f.done()]
         if not pending:
-            self._read_repair(key, token, targets, answers)
+            self._read_repair(key, token, targets, quorum, raws)
         else:
             # No task per read: the last straggler's callback runs the repair.
             remaining = [len(pending)]
@@ -165,36 +156,44 @@ class Coordinator:
             def straggler_done(_: asyncio.Future) -> None:
                 remaining[0] -= 1
                 if not remaining[0]:
-                    self._read_repair(key, token, targets, answers)
+                    self._read_repair(key, token, targets, quorum, raws)
             for future in pending:
                 future.add_done_callback(straggler_done)
         return merged
 
-    def _read_answer(self, future: asyncio.Future, node: NodeId, answers: dict,
-                     gather: _Gather) -> None:
-        if future.cancelled() or future.exception() is not None:
-            gather.record(False)
+    @staticmethod
+    def _read_answer(future: asyncio.Future, node: NodeId, raws: dict, waiter: _Waiter) -> None:
+        if future.cancelled():
+            waiter.record(node, "cancelled")
             return
-        answers[node] = future.result()
-        gather.record(True)
+        error = future.exception()
+        if error is not None:
+            waiter.record(node, error)
+            return
+        raw = raws[node] = future.result()
+        try:
+            waiter.record(node, versioning.decode_siblings(raw) if raw else [])
+        except ValueError as bad:
+            waiter.record(node, bad)
 
-    def _read_repair(self, key: bytes, token: int, targets: list[Target], answers: dict) -> None:
+    def _read_repair(self, key: bytes, token: int, targets: list[Target], quorum: ReadQuorum,
+                     raws: dict) -> None:
         """Once every asked replica answered or failed: send the merged set to stale ones."""
-        raws = set(answers.values())
-        if len(raws) <= 1 and len(answers) == len(targets):
+        if len(set(raws.values())) <= 1 and len(raws) == len(targets):
             return                                  # all agree: the common case
-        merged = _merge(raws)
+        merged = quorum.merged()
         if not merged:
             return
-        encoded = versioning.encode_siblings(merged)
         hinted = {t.node for t in targets if t.hint_for}
-        for node, raw in list(answers.items()):
-            if raw == encoded or node in hinted:
+        encoded = None
+        for node in quorum.stale_nodes(merged):
+            if node in hinted:
                 continue
             self.cluster.stats["read_repairs"] += 1
             if node == self.me:
                 self.cluster.replica.apply(key, token, merged)
             else:
+                encoded = encoded or versioning.encode_siblings(merged)
                 self._call(node, messages.PUT, [key, encoded, b""]).add_done_callback(_ignore)
 
     # --- put --------------------------------------------------------------------------------
@@ -224,33 +223,36 @@ class Coordinator:
             for owner in network.ring.preference_list(token, n):
                 if owner not in covered:
                     cluster.hints.add(owner, token, key, survivors)
-        remote = [t for t in targets if t.node != self.me]
-        gather = _Gather(w, len(remote) + 1, successes=1)
+        waiter = _Waiter(WriteQuorum(len(targets), w))
+        waiter.record(self.me, None)
         used = {t.node for t in targets} | {self.me}
-        for target in remote:
-            self._send_put(key, token, encoded, survivors, target, gather, used)
-        await gather.wait()
-        if gather.ok < w:
-            raise QuorumNotReached("write", gather.ok, w)
+        for target in targets:
+            if target.node != self.me:
+                self._send_put(key, token, encoded, survivors, target, waiter, used)
+        await waiter.wait()
+        if not waiter.quorum.succeeded:
+            raise QuorumNotReached("write", len(waiter.quorum.acks), w)
 
     def _send_put(self, key: bytes, token: int, encoded: bytes, survivors: list[Sibling],
-                  target: Target, gather: _Gather, used: set[NodeId]) -> None:
+                  target: Target, waiter: _Waiter, used: set[NodeId]) -> None:
         future = self._call(target.node, messages.PUT,
                             [key, encoded, (target.hint_for or "").encode()])
 
         def done(f: asyncio.Future) -> None:
             if not f.cancelled() and f.exception() is None:
-                gather.record(True)
+                waiter.record(target.node, None)
                 return
             owner = target.hint_for or target.node
             self.cluster.hints.add(owner, token, key, survivors)      # best effort
-            spare = None if gather.ok >= gather.need else self._spare(token, used)
+            # While W is not met, a fallback takes the failed target's place (its result
+            # is recorded instead of the failure).
+            spare = None if waiter.quorum.succeeded else self._spare(token, used)
             if spare is None:
-                gather.record(False)
+                waiter.record(target.node, f.exception() if not f.cancelled() else "cancelled")
                 return
             used.add(spare)
             self._send_put(key, token, encoded, survivors, Target(spare, hint_for=owner),
-                           gather, used)
+                           waiter, used)
 
         future.add_done_callback(done)
 
@@ -371,14 +373,6 @@ class Coordinator:
     async def stop(self) -> None:
         for task in list(self._background):
             task.cancel()
-
-
-def _merge(raws) -> list[Sibling]:
-    merged: list[Sibling] = []
-    for raw in raws:
-        if raw:
-            merged = versioning.sync(merged, versioning.decode_siblings(raw))
-    return merged
 
 
 def _ignore(future: asyncio.Future) -> None:

@@ -30,6 +30,7 @@ log = logging.getLogger("cluster.transport")
 TIMEOUT_TICK_S = 0.05
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
+MAX_PENDING_PER_PEER = 100_000   # bounded memory when a peer stops answering
 
 
 class PeerError(Exception):
@@ -124,6 +125,9 @@ class _Link(asyncio.Protocol):
                 future.set_exception(PeerUnavailable(f"{self.node} unreachable (backing off)"))
                 return
             self._connect()
+        if len(self._pending) >= MAX_PENDING_PER_PEER:
+            future.set_exception(PeerUnavailable(f"{self.node} overloaded: too many calls pending"))
+            return
         key = b"%d" % rid
         self._pending[key] = (future, deadline)
         self._queue.append(messages.encode_request(verb, rid, args))
