@@ -16,11 +16,14 @@ Exchange (initiator I, responder R, over S = I's replica ranges ∩ R's, both fr
 
     session  := 8 random bytes; R keeps its view of S for the session (60 s, LRU 64)
     parents  := u16be*  (node indices at `level`)        segments := u16be*
-    flag     := 1 byte, 1 = R's GC gate would already drop this dead record
+    entry    := flag:u8 digest[16] dots        dots := "actor:counter" joined by ","
+    flag     := 1 = R would purge this dead record were I to lack the key
 
 Both sides compare views restricted to S (merkle.MerkleTree.restricted; the live tree when S is
-the whole ring). A differing key is pulled, merged locally, and the merge pushed back only if it
-differs from R's; a key only I has is pushed, so keys_sent + keys_received <= 2 x divergence.
+the whole ring). A differing key whose dots I have all seen is only pushed; otherwise it is
+pulled, merged locally, and the merge pushed back only if it differs from R's; a key only one
+side has goes one way. So each diverged key crosses at most twice (concurrent siblings), once
+when one side is simply newer.
 Everything is a DVV sync, so a repeated or interrupted exchange is harmless. An in-sync check
 of any size costs one ROOT round trip (~100 bytes plus the range list).
 
@@ -338,9 +341,13 @@ class AntiEntropy:
         self._gc_pending.append((done if done is not None else 0, merkle.segment_of(token)))
         return True
 
-    def _collectable(self, token: int, siblings: list) -> bool:
-        """Return True if every other replica of `token` synced with us after the record died."""
-        peers = self._other_replicas(token)
+    def _collectable(self, token: int, siblings: list, lacking: NodeId | None = None) -> bool:
+        """Return True if every other replica of `token` synced with us after the record died.
+
+        `lacking` is a peer just seen to hold nothing for the key (it collected the record, or
+        never had any version, or lost its disk): it holds nothing that could come back, so it
+        need not have synced."""
+        peers = [p for p in self._other_replicas(token) if p != lacking]
         if not peers:
             return True
         segment = merkle.segment_of(token)
@@ -365,15 +372,16 @@ class AntiEntropy:
             clean[first:last + 1] = array("q", [started_ms]) * (last - first + 1)
         self.last_exchange_ms[peer] = self.clock.wall_ms()
 
-    def _purge(self, key: bytes) -> bool:
-        """Forget a dead, collectable record now (both sides of an exchange agree it may go)."""
+    def _purge(self, key: bytes, lacking: NodeId) -> bool:
+        """Forget a dead, collectable record now that peer `lacking` was seen without it
+        (instead of sending it back to a replica that already collected it)."""
         token = key_token(key)
         raw = self.replica.read_encoded(key, token)
         if raw is None:
             return False
         siblings = versioning.decode_siblings(raw)
         if not (versioning.is_dead(siblings, self.clock.wall_ms())
-                and self._collectable(token, siblings)):
+                and self._collectable(token, siblings, lacking)):
             return False
         self.store.delete(data_key(token, key))
         if any(s.value is not None for s in siblings):     # an expired value still counted
@@ -465,12 +473,14 @@ class AntiEntropy:
         now = self.clock.wall_ms()
         for (segment,) in _U16.iter_unpack(blob):
             for token, key, raw in self._segment_records(view, segment):
-                out += (key, self._flag(token, raw, now) + merkle.version_digest(raw))
+                out += (key, self._flag(token, raw, now, peer) + merkle.version_digest(raw)
+                        + _encode_dots(raw))
         return out
 
-    def _flag(self, token: int, raw: bytes, now_ms: int) -> bytes:
+    def _flag(self, token: int, raw: bytes, now_ms: int, asker: NodeId) -> bytes:
+        """1 if we would purge this dead record should `asker` turn out not to hold the key."""
         siblings = versioning.decode_siblings(raw)
-        dead = versioning.is_dead(siblings, now_ms) and self._collectable(token, siblings)
+        dead = versioning.is_dead(siblings, now_ms) and self._collectable(token, siblings, asker)
         return b"\x01" if dead else b"\x00"
 
     def _on_pull(self, peer: NodeId, args: list) -> list:
@@ -485,7 +495,7 @@ class AntiEntropy:
         return len(args) // 2
 
     def _on_purge(self, peer: NodeId, args: list) -> int:
-        return sum(self._purge(bytes(key)) for key in args)
+        return sum(self._purge(bytes(key), peer) for key in args)
 
     def _on_done(self, peer: NodeId, args: list) -> bytes:
         view = self._sessions.pop((peer, bytes(args[0])), None)
@@ -568,12 +578,20 @@ class AntiEntropy:
         reply = await self._rpc(peer, KEYS, [session, b"".join(_U16.pack(s) for s in segments)],
                                 stats, budget)
         theirs = {bytes(reply[i]): bytes(reply[i + 1]) for i in range(0, len(reply), 2)}
-        mine = {key: merkle.version_digest(raw)
-                for s in segments for _, key, raw in self._segment_records(view, s)}
-        pull, push = merkle.diff_digests(mine, {k: v[1:] for k, v in theirs.items()})
-        purge_remote = [k for k in pull if k not in mine and theirs[k][:1] == b"\x01"]
-        pull = [k for k in pull if not (k not in mine and theirs[k][:1] == b"\x01")]
-        push = [k for k in push if not self._purge(k)]
+        mine_raw = {key: raw for s in segments for _, key, raw in self._segment_records(view, s)}
+        differ, push = merkle.diff_digests(
+            {k: merkle.version_digest(raw) for k, raw in mine_raw.items()},
+            {k: v[1:17] for k, v in theirs.items()})
+        purge_remote, pull = [], []
+        for key in differ:
+            entry = theirs[key]
+            if key not in mine_raw:
+                (purge_remote if entry[:1] == b"\x01" else pull).append(key)
+            elif _covers(mine_raw[key], entry[17:]):
+                push.append(key)                  # ours already includes theirs: send only
+            else:
+                pull.append(key)
+        push = [k for k in push if k in mine_raw and (k in theirs or not self._purge(k, peer))]
         for i in range(0, len(purge_remote), _KEYS_PER_CALL):
             await self._rpc(peer, PURGE, purge_remote[i:i + _KEYS_PER_CALL], stats, budget)
         outgoing: list[bytes] = []
@@ -585,7 +603,7 @@ class AntiEntropy:
                     continue
                 stats.keys_received += 1
                 merged = self.replica.apply(key, key_token(key), versioning.decode_siblings(raw))
-                if merkle.version_digest(versioning.encode_siblings(merged)) != theirs[key][1:]:
+                if merkle.version_digest(versioning.encode_siblings(merged)) != theirs[key][1:17]:
                     outgoing.append(key)
         outgoing += push
         for i in range(0, len(outgoing), _KEYS_PER_CALL):
@@ -746,6 +764,23 @@ class AntiEntropy:
                 "merkle_root": f"{self.tree.root:032x}",
                 "anti_entropy_interval_s": self.interval_s,
                 "anti_entropy_last_exchange_ms": last}
+
+
+def _encode_dots(raw: bytes) -> bytes:
+    """Return the dots of an encoded sibling set as "actor:counter,..." (KEYS entries)."""
+    return ",".join(f"{a}:{c}" for a, c in (s.dot for s in versioning.decode_siblings(raw))
+                    ).encode()
+
+
+def _covers(raw: bytes, dots: bytes) -> bool:
+    """Return True if our sibling set `raw` has seen every one of the peer's `dots`, so a
+    merge could not change ours: the key only needs sending, not fetching first."""
+    seen = versioning.join_context(versioning.decode_siblings(raw))
+    for item in dots.decode().split(",") if dots else ():
+        actor, _, counter = item.rpartition(":")
+        if seen.get(actor, 0) < int(counter):
+            return False
+    return True
 
 
 def _compaction_counter(store) -> Callable[[], int | None]:

@@ -149,7 +149,7 @@ def test_repair_moves_only_the_diverged_keys(cluster: ClusterHarness) -> None:
     payload = _diverge(cluster, 2, diverged)
     stats = _repair(cluster, 0)
     moved = stats["keys_sent"] + stats["keys_received"]
-    assert len(diverged) <= moved <= 2 * len(diverged), stats
+    assert len(diverged) <= moved <= 2 * len(diverged), str(stats)
     total_bytes = stats["bytes_sent"] + stats["bytes_received"]
     tree_overhead = 2 * 64 * 1024                          # two walks down to ~100 leaves
     assert total_bytes <= 4 * payload + tree_overhead, (stats, payload)
@@ -171,20 +171,32 @@ def test_delete_during_partition_never_reappears(cluster: ClusterHarness) -> Non
         for i in (0, 1):
             _repair(cluster, i)
             cluster.client(i).execute_command("DEBUG", "COMPACT")
+    for i in (0, 1):                                       # compacted, yet still kept
+        _, siblings = cluster.client(i).execute_command("DEBUG", "LOCALVCLOCK", doomed[0])
+        assert len(siblings) == 1 and siblings[0][0] is None
     for i in range(3):
         cluster.client(i).execute_command("DEBUG", "HEAL")
     _repair(cluster, 2)
-    for _ in range(3):
+    collected = False
+    for _ in range(10):
         for i in range(3):
             _repair(cluster, i)
             cluster.client(i).execute_command("DEBUG", "COMPACT")
-        time.sleep(0.01)                                   # distinct ms between rounds
+        for i in range(3):                                 # local reads: no read repair
+            node = cluster.client(i)
+            for key in doomed:
+                assert node.execute_command("DEBUG", "LOCALGET", key) is None, (i, key)
+            assert node.execute_command("DEBUG", "LOCALGET", survivor[0]) == \
+                b"value-" + survivor[0]
+        collected = all(cluster.client(i).execute_command("DEBUG", "LOCALVCLOCK", key)[1] == []
+                        for i in range(3) for key in doomed)
+        if collected:
+            break
+        time.sleep(0.05)
+    assert collected, "every replica synced, yet the tombstones were never collected"
     for i in range(3):
-        node = cluster.client(i)
         for key in doomed:
-            assert node.execute_command("DEBUG", "LOCALGET", key) is None, (i, key)
-            assert node.get(key) is None
-        assert node.execute_command("DEBUG", "LOCALGET", survivor[0]) == b"value-" + survivor[0]
+            assert cluster.client(i).get(key) is None
     wait_until(lambda: len(_roots(cluster)) == 1, 30, "identical roots after GC")
 
 
@@ -225,3 +237,4 @@ def test_in_sync_cluster_repair_moves_nothing_and_tree_survives_restart(
     key = b"k0000042"
     single = _repair(cluster, 0, key)
     assert single["keys_sent"] + single["keys_received"] == 0
+
