@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -130,4 +131,37 @@ def test_recovery_removes_orphan_files(tmp_path: Path) -> None:
     store = LSMStore.open(tmp_path, CONFIG)
     assert not (tmp_path / "99999999.sst").exists() and not (tmp_path / "MANIFEST.tmp").exists()
     assert store.get(b"a") == b"b"
+    store.close()
+
+
+def test_recovery_wal_sync_from_another_thread_while_rotating(tmp_path: Path) -> None:
+    env = FaultyEnv()
+    store = LSMStore.open(tmp_path, StorageConfig(memtable_limit_bytes=2048), env=env)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def syncer() -> None:
+        try:
+            while not stop.wait(0.0005):            # an everysec syncer, much faster
+                store.wal_sync()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=syncer)
+    thread.start()
+    for i in range(3000):
+        store.put(b"k%05d" % i, b"v" * 20)
+        if i % 10 == 9:
+            store.wal_flush()
+    stop.set()
+    thread.join()
+    assert errors == []
+    store.wal_flush()
+    store.wal_sync()
+    stats = store.stats()
+    assert set(stats) == {"fsync_policy", "wal_bytes", "memtable_keys", "memtable_bytes", "sstables",
+                          "sstable_bytes", "flushes", "compactions", "bloom_negatives"}
+    assert stats["flushes"] >= 1 and stats["fsync_policy"] == "everysec"
+    store = _reopen_after_crash(store, env, tmp_path)
+    assert len(list(store.scan())) == 3000
     store.close()
