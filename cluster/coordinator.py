@@ -331,10 +331,16 @@ class Coordinator:
 
         Approximate: a key missing from its first live primary (a replica not yet repaired)
         is not counted, and one present only there is. Exact once replicas converge."""
-        alive = sorted(self.network.alive)
-        alive_csv = ",".join(alive).encode()
-        results = await self._ask_all(messages.COUNT, [alive_csv],
-                                      lambda: self.count_owned(set(alive)))
+        alive = set(self.network.alive)
+        for _ in range(3):
+            alive_csv = ",".join(sorted(alive)).encode()
+            asked = sorted(alive)
+            results = await self._ask_all(messages.COUNT, [alive_csv],
+                                          lambda: self.count_owned(set(asked)), asked)
+            failed = {node for node, answer in results.items() if not isinstance(answer, int)}
+            if not failed:
+                break
+            alive -= failed           # a node that did not answer owns nothing: recount
         return sum(answer for answer in results.values() if isinstance(answer, int))
 
     def count_owned(self, alive: set[NodeId]) -> int:

@@ -219,3 +219,14 @@ def test_joining_node_streams_its_ranges() -> None:
         mine = [b"key:%d" % i for i in range(50) if "d" in prefs(d, b"key:%d" % i)]
         assert mine and all(local_value(d, k) == b"x" for k in mine)
     run(scenario())
+
+
+def test_dbsize_recounts_when_a_node_does_not_answer() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        await settle()
+        await nodes["a"].put_many([(b"key:%d" % i, b"x") for i in range(30)])
+        await settle()
+        net.partition("a", "c")                   # a still believes c is alive
+        assert await nodes["a"].dbsize() == 30
+    run(scenario())
