@@ -18,6 +18,7 @@ Garbage rule (what may disappear during a merge):
     never for tombstones. A record it rejects is dropped in a bottom merge; in any other merge
     it is rewritten as a tombstone, so an older version of the key below cannot resurrect.
   * Memtable flushes never drop anything and never call the filter.
+  * A filter that raises keeps the record (logged): a bug there must not stop the storage thread.
 
 Pacing: the merge runs on the store's background thread. `paced` checks the clock every
 PACE_RECORDS records and, once it has held the CPU for PACE_SLICE_S, sleeps PACE_SLEEP_S so the
@@ -29,8 +30,11 @@ gets to request one (CPython's take_gil), so it starved for tens of ms (bench/st
 from __future__ import annotations
 
 import heapq
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+
+log = logging.getLogger("resp_kv.storage")
 
 CompactionFilter = Callable[[bytes, bytes, int], bool]
 Entry = tuple[bytes, bytes | None]
@@ -78,11 +82,20 @@ def collect_garbage(entries: Iterable[Entry], bottom: bool, fn: CompactionFilter
         if value is None:
             if not bottom:
                 yield key, None
-        elif fn is not None and fn(key, value, now_ms):
+        elif fn is not None and _rejects(fn, key, value, now_ms):
             if not bottom:
                 yield key, None
         else:
             yield key, value
+
+
+def _rejects(fn: CompactionFilter, key: bytes, value: bytes, now_ms: int) -> bool:
+    """Ask the filter; a filter that raises keeps the record (a bug there must not stop flushes)."""
+    try:
+        return bool(fn(key, value, now_ms))
+    except Exception:                                   # noqa: BLE001 - logged, record kept
+        log.exception("compaction filter raised on key %r; keeping the record", key[:64])
+        return False
 
 
 class Pacer:

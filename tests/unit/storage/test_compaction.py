@@ -159,3 +159,10 @@ def test_compaction_flushes_frozen_memtables_in_its_pauses(tmp_path: Path, monke
     store = LSMStore.open(tmp_path, config)
     assert dict(store.scan()) == expected
     store.close()
+
+
+def test_compaction_filter_that_raises_keeps_the_record() -> None:
+    def broken(key: bytes, value: bytes, now_ms: int) -> bool:
+        raise RuntimeError("bug")
+
+    assert list(collect_garbage([(b"a", b"1")], True, broken, 0)) == [(b"a", b"1")]
