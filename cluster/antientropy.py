@@ -80,6 +80,10 @@ _PARENTS_PER_CALL = 256                 # 256 * 16 children * 16 bytes = 64 KiB 
 _SEGMENTS_PER_CALL = 256
 _KEYS_PER_CALL = 512
 _CALL_TIMEOUT_S = 30.0
+# Cost model of the walk: descending below a differing node costs its children's hashes;
+# listing its keys instead costs about one KEYS entry per key. Descend only when cheaper.
+_NODE_CHILDREN_BYTES = 16 * 16 + 16
+_KEY_ENTRY_BYTES = 56
 _BUILD_CHUNK = 4096                     # records per synchronous rebuild step
 _PEER_BUILDING_WAIT_S = 60.0
 
@@ -258,6 +262,7 @@ class AntiEntropy:
             log.warning("saved Merkle leaves unusable (%s): rebuilding", error)
             return False
         self.tree = MerkleTree(leaves)
+        self.tree.count = max(0, self.replica.local_keys)    # an estimate (cost model only)
         self._set_ready()
         return True
 
@@ -270,6 +275,7 @@ class AntiEntropy:
         """Build the tree from a scan of the data range, a chunk per loop iteration."""
         self.tree, self.state, self._build_cursor = MerkleTree(), "building", DATA_PREFIX
         leaves, digest, item = self.tree.leaves, merkle.version_digest, merkle.item_hash
+        count = 0
         while True:
             chunk, last = 0, None
             for store_key, raw in self.store.scan(self._build_cursor, DATA_END):
@@ -277,11 +283,14 @@ class AntiEntropy:
                 last, chunk = store_key, chunk + 1
                 if chunk >= _BUILD_CHUNK:
                     break
+            count += chunk
             if last is None or chunk < _BUILD_CHUNK:
                 break
             self._build_cursor = last + b"\x00"
             await asyncio.sleep(0)
+        writes_meanwhile = self.tree.count                   # update() counted those
         self.tree = MerkleTree(leaves)
+        self.tree.count = count + writes_meanwhile
         self._set_ready()
         log.info("Merkle tree rebuilt")
 
@@ -561,7 +570,12 @@ class AntiEntropy:
                     stats: _Stats, budget: _Budget) -> list[int]:
         """Descend from the roots through differing nodes only; return differing segments."""
         frontier = [0] if view.tree.root != remote_root else []
+        per_segment = self.tree.count / SEGMENTS
         for level in range(merkle.DEPTH):
+            keys_under = per_segment * merkle.FANOUT ** (merkle.DEPTH - level)
+            if frontier and keys_under * _KEY_ENTRY_BYTES < _NODE_CHILDREN_BYTES:
+                span = merkle.FANOUT ** (merkle.DEPTH - level)   # too few keys to be worth it:
+                return [s for n in frontier for s in range(n * span, (n + 1) * span)]
             below: list[int] = []
             for i in range(0, len(frontier), _PARENTS_PER_CALL):
                 parents = frontier[i:i + _PARENTS_PER_CALL]

@@ -87,10 +87,12 @@ class MerkleTree:
 
     Invariant: `levels[d][i]` == XOR of `levels[d + 1][FANOUT * i .. FANOUT * i + FANOUT - 1]`
     and `levels[DEPTH][s]` == XOR of `item_hash` over the stored keys of segment `s`.
-    `changes` counts toggles, so a cached view can tell it is stale.
+    `changes` counts toggles, so a cached view can tell it is stale. `count` is the number of
+    items as far as `update` saw them (an estimate after `set_leaf` or a restore: it only
+    steers the exchange's cost model, never correctness).
     """
 
-    __slots__ = ("levels", "changes")
+    __slots__ = ("levels", "changes", "count")
 
     def __init__(self, leaves: list[int] | None = None) -> None:
         leaf_level = list(leaves) if leaves is not None else [0] * SEGMENTS
@@ -102,14 +104,18 @@ class MerkleTree:
             self.levels.insert(0, [_xor_all(below[i:i + FANOUT])
                                    for i in range(0, len(below), FANOUT)])
         self.changes = 0
+        self.count = 0
 
     @classmethod
     def from_items(cls, items: Iterable[tuple[int, bytes, bytes]]) -> MerkleTree:
         """Build from scratch over (token, key, digest) items."""
-        leaves = [0] * SEGMENTS
+        leaves, count = [0] * SEGMENTS, 0
         for token, key, digest in items:
             leaves[token >> _SEGMENT_SHIFT] ^= item_hash(key, digest)
-        return cls(leaves)
+            count += 1
+        tree = cls(leaves)
+        tree.count = count
+        return tree
 
     # --- changes -------------------------------------------------------------------------
 
@@ -127,9 +133,15 @@ class MerkleTree:
                new_digest: bytes | None) -> None:
         """Record that `key` changed from `old_digest` to `new_digest` (None = absent)."""
         hash128 = mmh3.hash128
-        value = 0 if old_digest is None else hash128(key + old_digest, signed=False)
+        if old_digest is None:
+            value = 0
+            self.count += 1
+        else:
+            value = hash128(key + old_digest, signed=False)
         if new_digest is not None:
             value ^= hash128(key + new_digest, signed=False)
+        else:
+            self.count -= 1
         if value:
             self.toggle(token >> _SEGMENT_SHIFT, value)
 
