@@ -867,3 +867,28 @@ def test_asyncio_many_connections(kv) -> None:
             await asyncio.gather(*(c.aclose() for c in clients))
 
     asyncio.run(scenario())
+
+
+# --- REPAIR (custom) -----------------------------------------------------------------------------
+
+REPAIR_FIELDS = (b"peers", b"ranges_compared", b"ranges_differing", b"keys_sent", b"keys_received",
+                 b"bytes_sent", b"bytes_received", b"duration_ms")
+
+
+def test_repair_reply_fields_resp2_and_resp3(kv) -> None:
+    raw = Raw(kv.port())
+    raw.call("SET", "rk", "v")
+    flat = raw.value("REPAIR")
+    assert isinstance(flat, list) and len(flat) % 2 == 0, flat
+    fields = dict(zip(flat[::2], flat[1::2]))
+    for name in REPAIR_FIELDS:
+        assert isinstance(fields.get(name), int) and fields[name] >= 0, (name, fields)
+    assert fields[b"peers"] == 0                          # a cluster of one has nobody to compare with
+    one_key = raw.value("REPAIR", "rk")
+    assert isinstance(one_key, list) and b"keys_sent" in one_key[::2], one_key
+
+    raw3 = Raw(kv.port(), protocol=3)
+    reply = raw3.call("REPAIR")
+    assert reply.startswith(b"%"), reply
+    assert set(REPAIR_FIELDS) <= set(decode(reply))
+    assert raw3.call("GET", "rk") == b"$1\r\nv\r\n"
