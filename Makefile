@@ -3,7 +3,7 @@
 # redis-tools + redis-server (redis-cli, redis-benchmark, redis-server) for tests and benchmarks.
 #
 #   make run          one node on 127.0.0.1:6379, data in ./resp-kv-data   (ARGS="--fsync always")
-#   make test         the whole test suite (what .ci/run runs)             (PYTEST_ARGS="-k cli")
+#   make test         the whole test suite (what .ci/run runs)  (TEST_PATHS=tests/unit PYTEST_ARGS="-k wal")
 #   make bench        redis-server vs resp-kv benchmark -> bench/results/  (BENCH_ARGS=--quick)
 #   make cluster      3 local nodes on 7001-7003 (peer ports 17001-17003), Ctrl-C stops all
 #   make lint-docker  hadolint on Dockerfile + structural check of docker-compose.yml
@@ -16,6 +16,7 @@ STAMP := $(VENV)/.resp-kv-installed
 BENCH_STAMP := $(VENV)/.resp-kv-bench-installed
 # Tests get a hard per-test deadline (seconds; see tests/conftest.py).
 export RESP_KV_TEST_TIMEOUT_S ?= 300
+TEST_PATHS ?= tests
 
 .PHONY: run test bench cluster lint-docker venv tools clean-data
 
@@ -48,7 +49,7 @@ run: $(STAMP)
 	exec $(VENV)/bin/resp-kv --bind 127.0.0.1 --port 6379 --data-dir ./resp-kv-data $(ARGS)
 
 test: $(STAMP) tools
-	$(VPY) -m pytest -q tests $(PYTEST_ARGS)
+	$(VPY) -m pytest -q $(TEST_PATHS) $(PYTEST_ARGS)
 
 bench: $(BENCH_STAMP) tools
 	$(VPY) bench/run.py $(BENCH_ARGS)
