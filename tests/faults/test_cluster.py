@@ -362,3 +362,40 @@ def test_node_joining_a_running_cluster_gets_data_and_reads_stay_correct(make_cl
     _mset_each(cluster.c(3), more)
     for i in range(4):
         _read_all(cluster.c(i), {**items, **more})
+
+
+def _repair_fields(reply) -> dict:
+    if isinstance(reply, dict):
+        return {k.decode() if isinstance(k, bytes) else k: v for k, v in reply.items()}
+    return {k.decode(): v for k, v in zip(reply[::2], reply[1::2])}
+
+
+def test_after_a_partition_heals_repair_makes_every_replica_identical(make_cluster) -> None:
+    cluster = make_cluster(3, r=1, w=1)
+    cluster.partition([0, 1], [2])
+    left = {f"left:{i}".encode(): f"l{i}".encode() for i in range(40)}
+    right = {f"right:{i}".encode(): f"r{i}".encode() for i in range(40)}
+    both = {f"both:{i}".encode(): None for i in range(10)}
+    _mset_each(cluster.c(0), left)
+    _mset_each(cluster.c(2), right)
+    _mset_each(cluster.c(1), {k: b"from-left" for k in both})
+    _mset_each(cluster.c(2), {k: b"from-right" for k in both})
+    cluster.heal([0, 1, 2])
+    wait_until(lambda: all(cluster.nodes_up(i) == 3 for i in range(3)), 30, "cluster whole again")
+
+    reports = [_repair_fields(cluster.c(i).execute_command("REPAIR")) for i in range(3)]
+    for report in reports:
+        for field in ("peers", "ranges_compared", "ranges_differing", "keys_sent", "keys_received",
+                      "bytes_sent", "bytes_received", "duration_ms"):
+            assert int(report[field]) >= 0, (field, report)
+        assert int(report["peers"]) == 2, report
+    keys = [*left, *right, *both]
+
+    def identical() -> bool:
+        return all(cluster.localvclock(0, k)[1] == cluster.localvclock(i, k)[1] for k in keys for i in (1, 2))
+
+    wait_until(identical, 30, "every replica of every key identical after REPAIR")
+    for i in range(3):
+        _read_all(cluster.c(i), {**left, **right})
+        for key in both:
+            assert _sibling_values(cluster.localvclock(i, key)) == [b"from-left", b"from-right"]
