@@ -54,6 +54,7 @@ import logging
 import os
 import random
 import struct
+import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -207,6 +208,7 @@ class AntiEntropy:
         self._clean: dict[NodeId, array] = {}
         self._dead_arrival = array("q", bytes(8 * SEGMENTS))   # per segment, our wall ms
         self._gc_pending: list[tuple[int, int]] = []           # (compaction count, segment)
+        self._gc_lock = threading.Lock()                       # compaction thread appends
         self._sessions: OrderedDict[tuple[NodeId, bytes], _View] = OrderedDict()
         self.last_exchange_ms: dict[NodeId, int] = {}
         self.counters = dict.fromkeys(
@@ -317,10 +319,12 @@ class AntiEntropy:
         if not self._gc_pending:
             return
         done = self._compactions()
-        ready = [p for p in self._gc_pending if force or done is None or p[0] < done]
-        if not ready:
-            return
-        self._gc_pending = [p for p in self._gc_pending if p not in ready]
+        with self._gc_lock:
+            pending = self._gc_pending
+            ready = [p for p in pending if force or done is None or p[0] < done]
+            if not ready:
+                return
+            self._gc_pending = [p for p in pending if not (force or done is None or p[0] < done)]
         for segment in sorted({s for _, s in ready}):
             self.tree.set_leaf(segment, self._scan_leaf([merkle.segment_bounds(segment)]))
 
@@ -347,7 +351,8 @@ class AntiEntropy:
         if not self._collectable(token, siblings):
             return False
         done = self._compactions()
-        self._gc_pending.append((done if done is not None else 0, merkle.segment_of(token)))
+        with self._gc_lock:
+            self._gc_pending.append((done if done is not None else 0, merkle.segment_of(token)))
         return True
 
     def _collectable(self, token: int, siblings: list, lacking: NodeId | None = None) -> bool:
