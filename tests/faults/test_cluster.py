@@ -399,3 +399,19 @@ def test_after_a_partition_heals_repair_makes_every_replica_identical(make_clust
         _read_all(cluster.c(i), {**left, **right})
         for key in both:
             assert _sibling_values(cluster.localvclock(i, key)) == [b"from-left", b"from-right"]
+
+
+def test_delete_does_not_come_back_when_hints_arrive_in_any_order(make_cluster) -> None:
+    """The value and the delete are both hinted for n2, by different coordinators."""
+    cluster = make_cluster(3)
+    keys = [f"hinted-del:{i}".encode() for i in range(10)]
+    cluster.partition([0, 1], [2])
+    _mset_each(cluster.c(0), {k: b"doomed" for k in keys})       # n0 keeps a hint of the value
+    assert cluster.c(1).delete(*keys) == len(keys)               # n1 keeps a hint of the delete
+    assert int(cluster.info(0)["hints_pending"]) > 0 and int(cluster.info(1)["hints_pending"]) > 0
+    cluster.heal([0, 1, 2])
+    wait_until(lambda: cluster.total("hints_pending", range(3)) == 0, 30, "every hint delivered")
+    for i in range(3):
+        assert cluster.c(i).mget(keys) == [None] * len(keys)
+        assert all(cluster.localget(i, k) is None for k in keys), f"a hint resurrected a key on n{i}"
+        assert cluster.c(i).exists(*keys) == 0
