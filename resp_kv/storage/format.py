@@ -16,7 +16,7 @@ KIND_PUT = 1                                   # on-disk: never change
 KIND_DELETE = 2                                # on-disk: never change
 
 U32 = struct.Struct(">I")                      # on-disk: never change
-WAL_RECORD = struct.Struct(">II")              # crc32, body length       on-disk: never change
+WAL_RECORD = struct.Struct(">III")             # crc32, length, length crc on-disk: never change
 WAL_OP = struct.Struct(">BII")                 # kind, key_len, value_len on-disk: never change
 
 SST_MAGIC = 0x5245_5350_4B56_5354              # "RESPKVST" on-disk: never change

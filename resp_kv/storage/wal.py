@@ -4,20 +4,22 @@ A log is a sequence of segment files `NNNNNNNN.log`; each memtable owns one segm
 segment is deleted once that memtable is safely in an SSTable named by the manifest.
 
     segment := record*
-    record  := crc32:u32 length:u32 body[length]          (big-endian; cf. leveldb log_format)
+    record  := crc32:u32 length:u32 length_crc:u32 body[length]   (big-endian; cf. leveldb)
     body    := op+                                        (every op appended since the last flush)
     op      := kind:u8 key_len:u32 value_len:u32 key[key_len] value[value_len]
     kind    := 1 (PUT) | 2 (DELETE, value_len = 0)
 
-crc32 covers the body. One record per `flush()`, i.e. per event-loop batch: `append_*` only
+crc32 covers the body; length_crc = crc32(length as u32) guards the length on its own, so a
+flipped length bit mid-log is corruption, not a record that "runs past the end". One record per `flush()`, i.e. per event-loop batch: `append_*` only
 packs the op into the buffer, and `flush()` checksums the whole buffer in one zlib call and
 writes header and buffer with one writev(2). A per-op crc cost about as much as the rest of a put
 (bench/storage_stall.py micro). A record is all-or-nothing across a crash, so is `write_batch`.
 
-Recovery (`replay_segment`): a short record, or a bad-crc record that ends exactly at the end of
-its segment, is the unfinished write of a crash: it is dropped, the file is truncated to the last
-good record and a warning is logged. A bad crc anywhere else, or a body that does not parse,
-raises CorruptionError naming the file. A torn tail is tolerated at the end of every segment (not
+Recovery (`replay_segment`): the unfinished write of a crash is a short header, a good header
+whose body runs past the end of the file, a bad-crc body that ends exactly at the end of the
+file, or a zero-filled remainder (a file extended but never written); it is dropped, the file is
+truncated to the last good record and a warning is logged. A bad header or body crc anywhere
+else, or a body that does not parse, raises CorruptionError naming the file. A torn tail is tolerated at the end of every segment (not
 only the newest): a rotated segment is not fsynced at rotation, so a power cut may tear it too.
 
 Threads: `append_*` and `flush` run on the event-loop thread only and take no lock. `sync` may run
@@ -37,12 +39,13 @@ from typing import BinaryIO
 
 from .env import Env
 from .errors import CorruptionError
-from .format import KIND_DELETE, KIND_PUT, WAL_OP, WAL_RECORD, crc32, wal_name
+from .format import KIND_DELETE, KIND_PUT, U32, WAL_OP, WAL_RECORD, crc32, wal_name
 
 log = logging.getLogger("resp_kv.storage")
 
 _pack_op = WAL_OP.pack                 # local binding: bench put µs (see engine docstring)
 _pack_record = WAL_RECORD.pack
+_U32 = U32
 _RECORD_SIZE = WAL_RECORD.size
 _OP_SIZE = WAL_OP.size
 
@@ -86,9 +89,13 @@ def replay_segment(env: Env, path: Path) -> Iterator[tuple[bytes, bytes | None]]
         if end - pos < _RECORD_SIZE:
             torn = "short record header"
         else:
-            crc, length = WAL_RECORD.unpack_from(data, pos)
+            crc, length, length_crc = WAL_RECORD.unpack_from(data, pos)
             stop = pos + _RECORD_SIZE + length
-            if stop > end:
+            if crc32(_U32.pack(length)) != length_crc:
+                if data.count(0, pos) != end - pos:
+                    raise CorruptionError(path, f"bad record header at offset {pos}")
+                torn = "zero-filled tail"
+            elif stop > end:
                 torn = "short record body"
             else:
                 body = data[pos + _RECORD_SIZE:stop]
@@ -141,7 +148,7 @@ class Wal:
         buf = self.buffer
         if not buf:
             return 0
-        header = _pack_record(crc32(buf), len(buf))
+        header = _pack_record(crc32(buf), len(buf), crc32(_U32.pack(len(buf))))
         n = _RECORD_SIZE + len(buf)
         done = os.writev(self._file.fileno(), (header, buf))
         if done < n:                              # short write (huge buffer): finish it

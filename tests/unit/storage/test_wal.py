@@ -114,3 +114,19 @@ def test_wal_torn_tail_store_reopens_with_prefix(tmp_path: Path) -> None:
     store = LSMStore.open(tmp_path, config)
     assert [k for k, _ in store.scan()] == [b"key%02d" % i for i in range(19)]
     store.close()
+
+
+def test_wal_replay_raises_on_flipped_length_byte_mid_log(tmp_path: Path) -> None:
+    path, ends = _write_wal(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[ends[2] + 7] ^= 0x01                   # low byte of record 3's length: now "too long"
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptionError, match=path.name):
+        list(replay_segment(ENV, path))
+
+
+def test_wal_replay_truncates_zero_filled_tail(tmp_path: Path) -> None:
+    path, ends = _write_wal(tmp_path)
+    path.write_bytes(path.read_bytes() + bytes(4096))    # extended by a crash, never written
+    assert list(replay_segment(ENV, path)) == _expected(len(OPS) + 1)
+    assert path.stat().st_size == ends[-1]
