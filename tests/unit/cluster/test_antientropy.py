@@ -307,3 +307,21 @@ def test_antientropy_ring_ranges_conversion() -> None:
 def test_antientropy_wire_size_matches_resp() -> None:
     assert wire_size([b"AE.ROOT", b"12", b""]) == len(b"*3\r\n$7\r\nAE.ROOT\r\n$2\r\n12\r\n$0\r\n\r\n")
     assert wire_size(None) == len(b"$-1\r\n") and wire_size(42) == len(b":42\r\n")
+
+
+def test_antientropy_background_round_respects_the_byte_rate_cap() -> None:
+    async def main() -> None:
+        net = Net(["a", "b"], n=2)
+        await net.start()
+        for i in range(300):
+            net.write("a", b"k%d" % i, b"v" * 100)
+        ae = net.ae("a")
+        ae.max_bytes_per_s = 10_000
+        ae._alive = lambda: {"a", "b"}
+        before = net.clock.monotonic()
+        stats = await ae.round()
+        moved = stats.bytes_sent + stats.bytes_received
+        assert stats.keys_sent == 300 and moved > 30_000
+        assert net.clock.monotonic() - before >= moved / 10_000 * 0.99
+        assert ae.info()["anti_entropy_rounds"] == 1
+    _run(main())
