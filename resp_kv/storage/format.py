@@ -1,7 +1,16 @@
 """Shared on-disk vocabulary: record kinds, struct layouts, magic numbers, file names, crc.
 
-Every constant marked `# on-disk: never change` is part of a file format described as a grammar
-in wal.py, sstable.py, bloom.py or manifest.py; changing one makes existing data dirs unreadable.
+The store's directory:
+
+    directory := MANIFEST wal_segment* table* [MANIFEST.tmp]
+    wal_segment := NNNNNNNN.log      (see wal.py; NNNNNNNN = file number, 8+ decimal digits)
+    table       := NNNNNNNN.sst      (see sstable.py, bloom.py)
+    MANIFEST    := see manifest.py   (MANIFEST.tmp: a manifest being written; deleted at open)
+    kind        := 1 (PUT) | 2 (DELETE)           (u8, shared by WAL ops and SSTable entries)
+
+File numbers come from one counter (manifest `next_file`), so every file name is unique for the
+life of the directory. Every constant marked `# on-disk: never change` is part of a grammar in
+wal.py, sstable.py, bloom.py or manifest.py; changing one makes existing data dirs unreadable.
 All integers are big-endian. Checksums are zlib crc32 (IEEE), stored as u32.
 """
 
