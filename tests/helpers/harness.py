@@ -241,6 +241,37 @@ class ClusterHarness:
     def node_id(self, i: int = 0) -> str:
         return self.nodes[i].node_id
 
+    # -- placement (mirrors the nodes' ring: same node ids, same --vnodes) -----------------------
+    def _ring(self):
+        from cluster.ring import Ring   # lazily: the harness itself needs only redis-py
+
+        args = self.nodes[0].args
+        vnodes = int(args[len(args) - 1 - args[::-1].index("--vnodes") + 1]) if "--vnodes" in args else 64
+        return Ring([node.node_id for node in self.nodes], vnodes)
+
+    def preference_list(self, key: bytes | str) -> list[int]:
+        """Indexes of the nodes that replicate `key` (first = primary), as the nodes compute it."""
+        from cluster.types import key_token
+
+        key = key.encode() if isinstance(key, str) else key
+        ids = self._ring().preference_list(key_token(key), min(self.n, self.size))
+        return [int(node_id[1:]) for node_id in ids]
+
+    def key_with_primary(self, i: int, prefix: str = "key") -> bytes:
+        """A key whose first replica is node i."""
+        return self.keys_where(lambda prefs: prefs[0] == i, prefix)
+
+    def key_not_on(self, i: int, prefix: str = "key") -> bytes:
+        """A key that node i does not replicate (needs more nodes than N)."""
+        return self.keys_where(lambda prefs: i not in prefs, prefix)
+
+    def keys_where(self, accept, prefix: str = "key", limit: int = 100_000) -> bytes:
+        for j in range(limit):
+            key = f"{prefix}:{j}".encode()
+            if accept(self.preference_list(key)):
+                return key
+        raise ValueError(f"no key among {limit} candidates satisfies the condition")
+
 
 @atexit.register
 def _kill_leftovers() -> None:
