@@ -25,6 +25,9 @@ PACE_RECORDS records and, once it has held the CPU for PACE_SLICE_S, sleeps PACE
 event loop takes the GIL. A real sleep, not `sleep(0)`: with sleep(0) the running thread takes
 the GIL straight back, and since that counts as a switch, the waiting loop thread never even
 gets to request one (CPython's take_gil), so it starved for tens of ms (bench/storage_stall.py).
+Measured there (200k-key merge, loop waking every 0.2 ms, shared 2-core VM): median wake-to-put
+latency 73 µs with no merge running, 375 µs during a merge with 0.5 ms slices, 108 µs with
+0.2 ms slices (at the cost of a slower merge: each pause is ~60-80 µs with timer slack).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ CompactionFilter = Callable[[bytes, bytes, int], bool]
 Entry = tuple[bytes, bytes | None]
 
 PACE_RECORDS = 32            # records between two clock checks        (bench/storage_stall.py)
-PACE_SLICE_S = 0.0005        # slice of the background thread before it yields the GIL
+PACE_SLICE_S = 0.00025       # slice of the background thread before it yields the GIL
 PACE_SLEEP_S = 0.00002       # then it sleeps (≈ 60 µs with the kernel's timer slack)
 
 
