@@ -25,6 +25,8 @@ DATA_PREFIX = b"d"          # on-disk: never change
 DATA_END = b"e"
 TOKEN_LIMIT = 1 << 64
 
+_encode = versioning.encode_siblings
+
 WriteListener = Callable[[bytes, int, "bytes | None", "bytes | None"], None]
 
 
@@ -47,6 +49,12 @@ def _liveness(siblings: list[Sibling]) -> tuple[int, int]:
             if sibling.expire_at_ms:
                 expiring = 1
     return live, expiring
+
+
+def _changes_liveness(old: Sibling, new: Sibling) -> bool:
+    """For a one-sibling overwrite: does it change `local_keys`/`local_expires`?"""
+    return (old.value is None) != (new.value is None) or (
+        bool(old.expire_at_ms) != bool(new.expire_at_ms))
 
 
 def is_live(siblings: list[Sibling], now_ms: int) -> bool:
@@ -98,11 +106,12 @@ class Replica:
         """Store `merged`, which replaces `local` (read as `old_raw`); the coordinator's hot
         path calls this directly after `versioning.write`, skipping a second read and merge.
         Return the encoded set."""
-        new_raw = versioning.encode_siblings(merged)
+        new_raw = _encode(merged)
         if new_raw == old_raw:
             return new_raw
         self.store.put(store_key or data_key(token, key), new_raw)
-        self._account(local, merged)
+        if len(local) != 1 or len(merged) != 1 or _changes_liveness(local[0], merged[0]):
+            self._account(local, merged)
         if self.listeners:
             for listener in self.listeners:
                 listener(key, token, old_raw, new_raw)
@@ -115,10 +124,6 @@ class Replica:
         return merged
 
     def _account(self, old: list[Sibling], new: list[Sibling]) -> None:
-        if len(old) == 1 and len(new) == 1:     # hot path: an overwrite without conflicts
-            o, n = old[0], new[0]
-            if (o.value is None) == (n.value is None) and bool(o.expire_at_ms) == bool(n.expire_at_ms):
-                return
         old_live, old_exp = _liveness(old)
         new_live, new_exp = _liveness(new)
         self.local_keys += new_live - old_live

@@ -38,6 +38,9 @@ from cluster.types import Context, LocalStore, Mutator, Sibling, key_token
 
 log = logging.getLogger("cluster.service")
 
+_decode = versioning.decode_siblings
+_join = versioning.join_context
+
 INCARNATION_KEY = b"mincarnation"   # on-disk: never change
 
 # Order of the "# Cluster" INFO fields (DESIGN.md §4).
@@ -71,6 +74,10 @@ class Cluster:
         # compaction thread (deque.append is atomic).
         self._gc_dropped: deque[tuple[int, int]] = deque()
         self._started = False
+        # Bound once: the single-node write path (bench: SET -P 16) calls these per command.
+        self._store_get = store.get
+        self._store_merged = self.replica.store_merged
+        self._wall_ms = self.clock.wall_ms
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -145,21 +152,24 @@ class Cluster:
                     old_raw: bytes | None = None) -> None:
         """Mint a write with this node's actor and apply it to the local replica.
         `local`/`old_raw` may be passed by a caller that has just read them."""
-        store_key = data_key(token, key)
+        store_key = b"d" + token.to_bytes(8, "big") + key       # replica.data_key, inlined
         if local is None:
-            old_raw = self.store.get(store_key)
-            local = versioning.decode_siblings(old_raw) if old_raw is not None else []
+            old_raw = self._store_get(store_key)
+            local = _decode(old_raw) if old_raw is not None else []
         if context is None:
             # Hot path (bench: SET -P 16): the join of the local siblings covers all of them,
             # so the new sibling replaces them all; same result as versioning.write.
             actor = self.actor
-            joined = versioning.join_context(local) if local else {}
-            survivors = [Sibling((actor, joined.get(actor, 0) + 1), joined, value,
-                                 self.clock.wall_ms(), expire_at_ms)]
+            if local:
+                joined = _join(local)
+                counter = joined.get(actor, 0) + 1
+            else:
+                joined, counter = {}, 1
+            survivors = [Sibling((actor, counter), joined, value, self._wall_ms(), expire_at_ms)]
         else:
             _, survivors = versioning.write(local, context, self.actor, value,
-                                            self.clock.wall_ms(), expire_at_ms)
-        self.replica.store_merged(key, token, local, old_raw, survivors, store_key)
+                                            self._wall_ms(), expire_at_ms)
+        self._store_merged(key, token, local, old_raw, survivors, store_key)
 
     def local_write_full(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
                          context: Context | None, local: list[Sibling] | None = None,
