@@ -78,7 +78,8 @@ class Node:
         cluster = Cluster(config.cluster, store, MUTATORS)
         engine.set_compaction_filter(cluster.compaction_filter)
         state = ServerState(config)
-        server = RespServer(config, ClusterBackend(cluster, engine.stats), state)
+        server = RespServer(config, ClusterBackend(cluster, engine.stats), state,
+                            before_reply=store.barrier)
         background: set[asyncio.Task] = set()
         try:
             await cluster.start()

@@ -16,6 +16,11 @@ protocol error, and during shutdown; the worker awaits `resume_writing` before t
 
 Protocol error: earlier commands are answered, then `-ERR Protocol error: ...`, then close.
 Query buffer over `client_query_buffer_limit`: closed at once, like Redis.
+
+Durability lives at the reply boundary (Redis AOF style): before a batch's replies are written,
+`before_reply()` (the node's `DurableStore.barrier`) pushes the buffered WAL to the OS, or under
+`--fsync always` returns the group commit's future; replies then wait, in order, until it
+resolves. A failed fsync closes the connection without acknowledging anything.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class RespProtocol(asyncio.Protocol):
         self._config = server.config.server
         self._state = server.state
         self._parser = make_request_parser(self._config)
+        self._before_reply = server.before_reply
         self._high_water = self._config.pipeline_high_water
         self._pending: deque = deque()        # list[bytes] commands, then maybe a ProtocolError
         self._transport: asyncio.Transport | None = None
@@ -94,6 +100,8 @@ class RespProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._stop_reading = False            # protocol error, QUIT or shutdown: never resume
         self._closed = False
+        self._held: deque = deque()           # (reply bytes, fsync future|None) awaiting durability
+        self._close_when_released = False
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -255,7 +263,35 @@ class RespProtocol(asyncio.Protocol):
     def _write(self, out: list[bytes]) -> None:
         data = b"".join(out) if len(out) > 1 else out[0]
         self._state.total_net_output_bytes += len(data)
-        self._transport.write(data)
+        waiter = self._before_reply()
+        if waiter is None and not self._held:
+            self._transport.write(data)           # the hot path: nothing waits for an fsync
+            return
+        self._held.append((data, waiter))         # behind an unfinished group commit: keep order
+        if waiter is not None:
+            waiter.add_done_callback(self._release_held)
+
+    def _release_held(self, _done: object = None) -> None:
+        """Write held replies, in order, whose group commit has completed."""
+        held = self._held
+        while held:
+            data, waiter = held[0]
+            if waiter is not None:
+                if not waiter.done():
+                    return
+                if waiter.cancelled() or waiter.exception() is not None:
+                    log.error("closing %s: WAL fsync failed, replies withheld", self.session.address)
+                    held.clear()
+                    self._stop_reading = True
+                    if not self._closed:
+                        self._transport.abort()
+                    return
+            held.popleft()
+            if not self._closed:
+                self._transport.write(data)
+        if self._close_when_released and not self._closed:
+            self._transport.close()
+        self._server._connection_idle(self)
 
     def _finish(self, out: list[bytes]) -> None:
         """Write the last replies and close (after QUIT or a protocol error)."""
@@ -264,7 +300,9 @@ class RespProtocol(asyncio.Protocol):
         self._busy = False
         if out and not self._closed:
             self._write(out)
-        if not self._closed:
+        if self._held:
+            self._close_when_released = True      # after the pending fsync, like any reply
+        elif not self._closed:
             self._transport.close()
 
     def _update_reading(self) -> None:
@@ -283,7 +321,7 @@ class RespProtocol(asyncio.Protocol):
     @property
     def idle(self) -> bool:
         """No command queued or running: safe to close during shutdown."""
-        return not self._busy and not self._pending
+        return not self._busy and not self._pending and not self._held
 
     def stop_reading(self) -> None:
         """Shutdown: accept no further commands; queued ones still run."""
@@ -297,11 +335,14 @@ class RespProtocol(asyncio.Protocol):
 
 class RespServer:
     """Listens on the configured address (loopback by default) and runs one RespProtocol per
-    client. Durability is awaited inside the backend's writes, never here.
+    client. `before_reply` is the durability barrier (see the module docstring); the default
+    (no storage behind the backend) never waits.
     """
 
-    def __init__(self, config: "Config", backend: "Backend", state: "ServerState") -> None:
+    def __init__(self, config: "Config", backend: "Backend", state: "ServerState",
+                 before_reply: Callable[[], Awaitable[None] | None] = lambda: None) -> None:
         self.config = config
+        self.before_reply = before_reply
         self.backend = backend
         self.state = state
         self.table = command_table(config)
