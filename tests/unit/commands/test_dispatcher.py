@@ -50,7 +50,7 @@ def test_dispatcher_case_insensitive_lookup():
 def test_dispatcher_unknown_command_exact_wording():
     d = make()
     assert run(d, "FOO", "a", "b") == (
-        b"-ERR unknown command 'FOO', with args beginning with: 'a' 'b'\r\n")
+        b"-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n")
 
 
 def test_dispatcher_wrong_arity():

@@ -128,7 +128,7 @@ def test_server_unknown_command_keeps_connection_open():
         reader, writer = await connect()
         writer.write(frame(b"NOPE", b"x") + frame(b"PING"))
         await read_exactly(reader, b"-ERR unknown command 'NOPE', with args beginning with: "
-                                   b"'x'\r\n+PONG\r\n")
+                                   b"'x' \r\n+PONG\r\n")
     serve(test)
 
 
