@@ -63,7 +63,7 @@ class Pty:
     def __init__(self, argv: list[str]) -> None:
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-        env = dict(os.environ, TERM="xterm")
+        env = dict(os.environ, TERM="xterm", REDISCLI_HISTFILE="/dev/null")
         self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
                                      start_new_session=True, close_fds=True)
         os.close(slave)
