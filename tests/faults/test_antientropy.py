@@ -138,6 +138,7 @@ def test_wiped_node_gets_identical_content_after_repair(cluster: ClusterHarness)
     assert again["keys_sent"] + again["keys_received"] == 0
 
 
+@pytest.mark.slow
 def test_repair_moves_only_the_diverged_keys(cluster: ClusterHarness) -> None:
     keys = _load_everywhere(cluster, 100_000)
     _wait_trees_ready(cluster)

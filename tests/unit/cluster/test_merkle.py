@@ -80,7 +80,7 @@ def test_merkle_differing_children_walk_matches_diff(ops) -> None:
     assert frontier == a.diff(b)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(OPS)
 def test_merkle_leaves_survive_encoding(ops) -> None:
     _, tree = _apply(ops)
