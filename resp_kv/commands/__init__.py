@@ -134,11 +134,16 @@ class Dispatcher:
                 except Exception:
                     out.append(self._internal_error(args))
                     continue
-                if reply.__class__ is bytes:
+                cls = reply.__class__
+                if cls is bytes:
                     out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                elif reply is None:
+                    out.append(b"$-1\r\n" if session.protocol == 2 else b"_\r\n")
+                elif cls is int:
+                    out.append(b":%d\r\n" % reply)
                 else:
                     out.append(self._encode(reply, args))
-                    if session.closing:
+                    if session.closing:             # QUIT, SHUTDOWN
                         return None
             return None
         finally:
