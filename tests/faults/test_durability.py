@@ -6,8 +6,8 @@
   the WAL buffer is written to the OS before replies go out (docs/contracts.md).
 - SIGTERM exits 0 and a restart keeps everything, including data that went to SSTables and
   tables rewritten by `DEBUG COMPACT`.
-- A flipped byte in an SSTable or in the middle of the WAL stops the node with a non-zero exit
-  and a log line naming the file, never wrong data; a torn WAL tail is truncated and the node
+- A flipped byte in an SSTable or in the middle of the WAL stops the node (exit status 2 when
+  found at startup, resp_kv/node.py) with a log line naming the file, never wrong data; a torn WAL tail is truncated and the node
   serves the prefix before it.
 
 Files are found by their documented names (`*.sst`, `*.log`, resp_kv/storage/format.py) under
@@ -26,6 +26,8 @@ from tests.helpers.harness import HOST, ClusterHarness
 from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.fault
+
+EXIT_CORRUPTION = 2          # resp_kv/node.py: storage corruption found while opening
 
 
 def _start_node(tmp_path: Path, fsync: str, extra_args=()) -> ClusterHarness:
@@ -191,6 +193,8 @@ def test_corrupted_sstable_stops_the_node_naming_the_file(tmp_path: Path, nodes)
         # return wrong data, and hitting the bad block must stop the node.
         reader = harness.client(0, protocol=2, socket_timeout=5)
         for key, value in model.items():
+            if harness.nodes[0].popen.poll() is not None:
+                break                                    # it stopped: nothing more to read
             try:
                 got = reader.get(key)                    # redis-py reconnects after an error
             except (redis.ResponseError, redis.ConnectionError, redis.TimeoutError):
@@ -201,6 +205,10 @@ def test_corrupted_sstable_stops_the_node_naming_the_file(tmp_path: Path, nodes)
         wait_until(lambda: harness.nodes[0].popen.poll() is not None, 15,
                    "the node to stop after reading a corrupted block")
         code = harness.nodes[0].popen.returncode
+    else:
+        assert code == EXIT_CORRUPTION, (
+            f"corruption found at startup must stop the node with exit {EXIT_CORRUPTION} and a logged "
+            f"message (resp_kv/node.py), got exit {code}:\n{harness.nodes[0].log_tail()}")
     assert code != 0, "the node exited 0 on a corrupted SSTable"
     assert victim.name in harness.log(0), f"no log line names {victim.name}:\n{harness.nodes[0].log_tail()}"
 
@@ -230,7 +238,7 @@ def test_corrupted_wal_middle_stops_the_node_naming_the_file(tmp_path: Path, nod
     harness.start(0)
     code = _exit_code_or_ready(harness, 30)
     assert code is not None, "the node started and served from a WAL with a bad record mid-file"
-    assert code != 0
+    assert code == EXIT_CORRUPTION, f"exit {code}, expected {EXIT_CORRUPTION}:\n{harness.nodes[0].log_tail()}"
     assert wal.name in harness.log(0), f"no log line names {wal.name}:\n{harness.nodes[0].log_tail()}"
 
 
