@@ -112,7 +112,7 @@ class Dispatcher:
                 if args.__class__ is not list:
                     return args
                 entry = fast.get(args[0])
-                if entry is None or self._auth_required:
+                if entry is None or (self._auth_required and not session.authenticated):
                     reply = self._run_checked(args)
                     out.append(reply if reply.__class__ is bytes else await reply)
                     if session.closing:
@@ -152,13 +152,13 @@ class Dispatcher:
     def run(self, args: list[bytes]) -> "bytes | PendingReply":
         """Start one command: encoded reply bytes, or a PendingReply if the handler suspended."""
         entry = self._fast.get(args[0])
-        if entry is None or self._auth_required:
+        session = self.session
+        if entry is None or (self._auth_required and not session.authenticated):
             return self._run_checked(args)
         handler, arity = entry
         count = len(args)
         if count != arity and (arity > 0 or count < -arity):
             return self._run_checked(args)
-        session = self.session
         session.last_command = args[0]
         self._state.total_commands_processed += 1
         coro = handler(session, args[1:])

@@ -249,3 +249,13 @@ def test_server_slow_reader_gets_every_reply():
         writer.write(frame(b"PING"))
         await read_exactly(reader, b"+PONG\r\n")
     serve(test, pipeline_high_water=16)
+
+
+def test_server_requirepass_gate_in_a_pipeline():
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(frame(b"GET", b"k") + frame(b"AUTH", b"pw") + frame(b"GET", b"k")
+                     + frame(b"RESET") + frame(b"GET", b"k"))
+        await read_exactly(reader, b"-NOAUTH Authentication required.\r\n+OK\r\n$-1\r\n"
+                                   b"+RESET\r\n-NOAUTH Authentication required.\r\n")
+    serve(test, requirepass="pw")
