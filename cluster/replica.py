@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from sortedcontainers import SortedList
+
 from cluster import versioning
 from cluster.types import LocalStore, Sibling
 
@@ -51,6 +53,19 @@ def _liveness(siblings: list[Sibling]) -> tuple[int, int]:
     return live, expiring
 
 
+def _death_ms(siblings: list[Sibling]) -> int:
+    """Return when the key stops being live: the latest expiry of its values, or 0 if some
+    value never expires (or there is no value at all)."""
+    death = 0
+    for sibling in siblings:
+        if sibling.value is not None:
+            if not sibling.expire_at_ms:
+                return 0
+            if sibling.expire_at_ms > death:
+                death = sibling.expire_at_ms
+    return death
+
+
 def _changes_liveness(old: Sibling, new: Sibling) -> bool:
     """For a one-sibling overwrite: does it change `local_keys`/`local_expires`?"""
     return (old.value is None) != (new.value is None) or (
@@ -71,15 +86,25 @@ class Replica:
         self.listeners: list[WriteListener] = []
         self.local_keys = 0
         self.local_expires = 0
+        # Keys whose values all expire, by the time they stop being live, so DBSIZE can
+        # subtract the expired ones without a scan. Entries are checked against the store
+        # when counted (others may delete records: compaction GC, anti-entropy purge).
+        self._deaths: dict[bytes, int] = {}
+        self._death_order: SortedList = SortedList()
 
     def recount(self) -> None:
         """Recount `local_keys`/`local_expires` with one scan of the data range (at start)."""
         keys = expires = 0
         decode = versioning.decode_siblings
-        for _, raw in self.store.scan(DATA_PREFIX, DATA_END):
-            live, expiring = _liveness(decode(raw))
+        self._deaths.clear()
+        self._death_order.clear()
+        for store_key, raw in self.store.scan(DATA_PREFIX, DATA_END):
+            siblings = decode(raw)
+            live, expiring = _liveness(siblings)
             keys += live
             expires += expiring
+            if expiring:
+                self._track_death(store_key, siblings)
         self.local_keys, self.local_expires = keys, expires
 
     def read(self, key: bytes, token: int) -> list[Sibling]:
@@ -109,9 +134,17 @@ class Replica:
         new_raw = _encode(merged)
         if new_raw == old_raw:
             return new_raw
-        self.store.put(store_key or data_key(token, key), new_raw)
-        if len(local) != 1 or len(merged) != 1 or _changes_liveness(local[0], merged[0]):
+        store_key = store_key or data_key(token, key)
+        self.store.put(store_key, new_raw)
+        if len(local) != 1 or len(merged) != 1:
             self._account(local, merged)
+            self._track_death(store_key, merged)
+        else:
+            old, new = local[0], merged[0]
+            if _changes_liveness(old, new):
+                self._account(local, merged)
+            if old.expire_at_ms or new.expire_at_ms:
+                self._track_death(store_key, merged)
         if self.listeners:
             for listener in self.listeners:
                 listener(key, token, old_raw, new_raw)
@@ -122,6 +155,29 @@ class Replica:
         merged = self.apply(key, token, incoming)
         await self.store.durable()
         return merged
+
+    def _track_death(self, store_key: bytes, siblings: list[Sibling]) -> None:
+        old = self._deaths.pop(store_key, None)
+        if old is not None:
+            self._death_order.discard((old, store_key))
+        death = _death_ms(siblings)
+        if death:
+            self._deaths[store_key] = death
+            self._death_order.add((death, store_key))
+
+    def expired_count(self, now_ms: int) -> int:
+        """Return how many counted keys have expired by `now_ms` (all values past expiry)."""
+        order = self._death_order
+        due = list(order.islice(0, order.bisect_left((now_ms + 1, b""))))
+        expired = 0
+        for death, store_key in due:
+            raw = self.store.get(store_key)
+            if raw is not None and _death_ms(versioning.decode_siblings(raw)) == death:
+                expired += 1
+            else:                          # deleted or rewritten behind our back: forget it
+                self._deaths.pop(store_key, None)
+                order.discard((death, store_key))
+        return expired
 
     def _account(self, old: list[Sibling], new: list[Sibling]) -> None:
         old_live, old_exp = _liveness(old)
@@ -169,4 +225,6 @@ class Replica:
             for listener in self.listeners:
                 listener(key, token, raw, None)
         self.local_keys = self.local_expires = 0
+        self._deaths.clear()
+        self._death_order.clear()
         return len(doomed)

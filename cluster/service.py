@@ -216,11 +216,11 @@ class Cluster:
         return (0 if upto >= TOKEN_LIMIT else upto), [key for _, key in found]
 
     async def dbsize(self) -> int:
-        """Live keys cluster-wide. One node: its key count (an expired key not yet collected
-        still counts, as in Redis). Several: see Coordinator.dbsize."""
+        """Live keys cluster-wide. One node: its key count minus the expired ones (no scan).
+        Several: see Coordinator.dbsize."""
         if self.solo:
             self._drain_gc()
-            return self.replica.local_keys
+            return self.replica.local_keys - self.replica.expired_count(self._wall_ms())
         return await self.coordinator.dbsize()
 
     async def flushall(self) -> None:
@@ -319,8 +319,9 @@ class Cluster:
         fields.update(self.stats)
         if self.antientropy is not None:
             fields.update(self.antientropy.info())
-        fields["local_keys"] = self.replica.local_keys
-        fields["local_expires"] = self.replica.local_expires
+        expired = self.replica.expired_count(self._wall_ms())
+        fields["local_keys"] = self.replica.local_keys - expired
+        fields["local_expires"] = max(0, self.replica.local_expires - expired)
         return fields
 
     async def debug(self, args: list[bytes]) -> object:

@@ -135,3 +135,25 @@ def test_debug_localget_and_localvclock() -> None:
         context, siblings = await cluster.debug([b"LOCALVCLOCK", b"k"])
         assert context == f"{cluster.actor}:1".encode() and siblings[0][0] == b"v"
     run(scenario())
+
+
+def test_dbsize_and_info_do_not_count_expired_keys() -> None:
+    async def scenario():
+        clock = FakeClock()
+        store = MemoryStore()
+        cluster = _cluster(store, clock)
+        await cluster.start()
+        now = clock.wall_ms()
+        await cluster.put(b"short", b"v", now + 50)
+        await cluster.put(b"long", b"v", now + 10_000)
+        await cluster.put(b"forever", b"v")
+        await cluster.put(b"renewed", b"v", now + 50)
+        await cluster.put(b"renewed", b"v")                # SET without TTL clears it
+        assert await cluster.dbsize() == 4 and cluster.info()["local_expires"] == 2
+        await clock.advance(0.1)
+        assert await cluster.dbsize() == 3
+        assert (cluster.info()["local_keys"], cluster.info()["local_expires"]) == (3, 1)
+        restarted = _cluster(store, clock)
+        await restarted.start()
+        assert await restarted.dbsize() == 3
+    run(scenario())
