@@ -9,13 +9,13 @@ after 500 ms so failure detection and sloppy quorum kick in quickly.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import redis
 
-from tests.helpers.harness import ClusterHarness
+from tests.helpers.harness import HOST, ClusterHarness
 from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.fault
@@ -415,3 +415,46 @@ def test_delete_does_not_come_back_when_hints_arrive_in_any_order(make_cluster) 
         assert cluster.c(i).mget(keys) == [None] * len(keys)
         assert all(cluster.localget(i, k) is None for k in keys), f"a hint resurrected a key on n{i}"
         assert cluster.c(i).exists(*keys) == 0
+
+
+def test_kill_9_mid_load_loses_no_acknowledged_write(make_cluster) -> None:
+    """Writers on every node; one node is SIGKILLed while they run (its own clients included)."""
+    cluster = make_cluster(3)
+    victim = 1
+    acked: list[tuple[bytes, bytes]] = []
+    stop = threading.Event()
+
+    def writer(node: int, tid: int) -> None:
+        client = redis.Redis(host=HOST, port=cluster.h.port(node), socket_timeout=10, protocol=2)
+        i = 0
+        try:
+            while not stop.is_set():
+                key, value = f"load:{node}:{tid}:{i}".encode(), f"v{i}".encode() * 10
+                if client.set(key, value) is True:
+                    acked.append((key, value))
+                i += 1
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass                                          # its node died (victim's clients)
+        except redis.ResponseError as error:             # e.g. NOQUORUM: not acknowledged, fine
+            assert "NOQUORUM" in str(error), error
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=writer, args=(node, t), daemon=True) for node in range(3) for t in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(acked) >= 600, 60, "600 acknowledged writes before the kill")
+        cluster.h.kill(victim)
+        mark = len(acked)
+        wait_until(lambda: len(acked) >= mark + 600, 60, "600 more acknowledged writes after the kill")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    expected = dict(acked)
+    for i in (0, 2):
+        _read_all(cluster.c(i), expected)
+    cluster.h.start(victim)
+    cluster.h.wait_ready(timeout_s=40)
+    _read_all(cluster.c(victim), expected)

@@ -20,7 +20,6 @@ import socket
 import subprocess
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Iterator
 
 import pytest
