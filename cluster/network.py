@@ -194,13 +194,13 @@ class Network:
     def _on_put(self, peer: NodeId, args: list) -> bytes:
         key, encoded, hint_for = args
         token = key_token(key)
-        siblings = versioning.decode_siblings(encoded)
         owner = hint_for.decode() if hint_for else ""
         if owner and owner != self.me:
+            siblings = versioning.decode_siblings(encoded)
             if not self.cluster.hints.add(owner, token, key, siblings):
                 raise PeerUnavailable("hint store full")
         else:
-            self.cluster.replica.apply(key, token, siblings)
+            self.cluster.replica.apply_encoded(key, token, encoded)
         return messages.OK
 
     def _on_get(self, peer: NodeId, args: list) -> bytes | None:

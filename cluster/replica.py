@@ -53,6 +53,10 @@ def _liveness(siblings: list[Sibling]) -> tuple[int, int]:
     return live, expiring
 
 
+def _dot(sibling: Sibling):
+    return sibling.dot
+
+
 def _death_ms(siblings: list[Sibling]) -> int:
     """Return when the key stops being live: the latest expiry of its values, or 0 if some
     value never expires (or there is no value at all)."""
@@ -126,12 +130,28 @@ class Replica:
         self.store_merged(key, token, local, old_raw, merged)
         return merged
 
+    def apply_encoded(self, key: bytes, token: int, raw: bytes) -> None:
+        """`apply()` for an encoded incoming set (a replica PUT). Encodings are canonical, so
+        when the merge keeps exactly the incoming siblings their bytes are stored as they came."""
+        store_key = data_key(token, key)
+        old_raw = self.store.get(store_key)
+        if old_raw == raw:
+            return
+        incoming = versioning.decode_siblings(raw)
+        local = versioning.decode_siblings(old_raw) if old_raw is not None else []
+        merged = versioning.sync(local, incoming)
+        same = len(merged) == len(incoming) and all(
+            a is b for a, b in zip(merged, sorted(incoming, key=_dot)))
+        self.store_merged(key, token, local, old_raw, merged, store_key, raw if same else None)
+
     def store_merged(self, key: bytes, token: int, local: list[Sibling], old_raw: bytes | None,
-                     merged: list[Sibling], store_key: bytes | None = None) -> bytes:
+                     merged: list[Sibling], store_key: bytes | None = None,
+                     new_raw: bytes | None = None) -> bytes:
         """Store `merged`, which replaces `local` (read as `old_raw`); the coordinator's hot
         path calls this directly after `versioning.write`, skipping a second read and merge.
-        Return the encoded set."""
-        new_raw = _encode(merged)
+        `new_raw` may carry the encoding of `merged` when the caller has it. Return it."""
+        if new_raw is None:
+            new_raw = _encode(merged)
         if new_raw == old_raw:
             return new_raw
         store_key = store_key or data_key(token, key)
