@@ -14,7 +14,7 @@ Exchange (initiator I, responder R, over S = I's replica ranges ∩ R's, both fr
     AE.PURGE key*                      -> purged count       dead records both may forget
     AE.DONE  session                   -> "OK"               R records a clean sync with I
 
-    session  := 8 random bytes; R keeps its view of S for the session (60 s, LRU 64)
+    session  := 8 random bytes; R keeps its view of S for the session (60 s, LRU 16)
     parents  := u16be*  (node indices at `level`)        segments := u16be*
     entry    := flag:u8 digest[16] dots        dots := "actor:counter" joined by ","
     flag     := 1 = R would purge this dead record were I to lack the key
@@ -76,7 +76,7 @@ LEAVES_KEY = b"tleaves"                 # on-disk: never change
 CLEAN_KEY = b"tclean"                   # on-disk: never change
 _U16 = struct.Struct(">H")
 _SESSION_TTL_S = 60.0
-_SESSIONS_MAX = 64
+_SESSIONS_MAX = 16                      # a restricted view is ~3 MB; whole-ring views share the tree
 _PARENTS_PER_CALL = 256                 # 256 * 16 children * 16 bytes = 64 KiB replies
 _SEGMENTS_PER_CALL = 256
 _KEYS_PER_CALL = 512
