@@ -36,15 +36,10 @@ Compaction-dropped records leave the tree without a listener call: the filter no
 segments with the engine's compaction count, and once that compaction is published the
 segment's leaf is recomputed by scanning that one segment.
 
-GC gate (`compaction_filter`): a dead record (every sibling a tombstone or expired) is dropped
-only if every other replica of its token has completed a clean exchange with this node that
-*started* after the record became dead here: for a record that arrived dead, its local arrival
-(kept per segment, in this node's clock); for one that expired in place, its expiry; never
-before this process started. An exchange is clean when every phase finished, pushes included,
-so each replica then holds the record or a successor. With no other replica (single node)
-dead records are dropped at once. `tombstone_grace_s` is added on top. A replica that stays
-away blocks GC of the ranges it shares (tombstones accumulate; nothing can come back), until it
-returns and syncs or an operator removes it from the ring; a removed node must rejoin empty.
+GC gate (`compaction_filter`, rule in gcgate.py): a dead record is dropped only after every
+other replica of its token completed a clean exchange with this node since it died here; with no
+other replica, at once. An exchange that finds a dead, collectable record on one side only
+forgets it there (AE.PURGE) instead of sending it back to a replica that already collected it.
 """
 
 from __future__ import annotations
@@ -55,13 +50,13 @@ import os
 import random
 import struct
 import threading
-from array import array
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from cluster import merkle, versioning
 from cluster.clock import Clock, SystemClock
+from cluster.gcgate import GcGate
 from cluster.merkle import SEGMENTS, TOKEN_LIMIT, MerkleTree, Range
 from cluster.replica import DATA_END, DATA_PREFIX, Replica, data_key
 from cluster.types import LocalStore, NodeId, key_token
@@ -195,7 +190,7 @@ class AntiEntropy:
         self._ring, self.replicas, self._call = ring, replicas, call
         self._alive = alive
         self.clock = clock or SystemClock()
-        self.interval_s, self.grace_ms = interval_s, int(grace_s * 1000)
+        self.interval_s = interval_s
         self.max_bytes_per_s = max_bytes_per_s
         self._compactions = compactions or _compaction_counter(store)
         self.tree = MerkleTree()
@@ -203,10 +198,7 @@ class AntiEntropy:
         self._ready = asyncio.Event()
         self._build_cursor = DATA_PREFIX          # data keys < cursor are in the tree
         self._persisted = False
-        self.started_ms = self.clock.wall_ms()
-        # GC gate: per peer, the start (wall ms, our clock) of the last clean exchange per segment.
-        self._clean: dict[NodeId, array] = {}
-        self._dead_arrival = array("q", bytes(8 * SEGMENTS))   # per segment, our wall ms
+        self.gate = GcGate(self.clock.wall_ms(), int(grace_s * 1000))
         self._gc_pending: list[tuple[int, int]] = []           # (compaction count, segment)
         self._gc_lock = threading.Lock()                       # compaction thread appends
         self._sessions: OrderedDict[tuple[NodeId, bytes], _View] = OrderedDict()
@@ -232,7 +224,7 @@ class AntiEntropy:
     async def start(self) -> None:
         """Load the saved leaves if they were saved cleanly, else rebuild in the background;
         start the scheduler."""
-        self.started_ms = self.clock.wall_ms()
+        self.gate.started_ms = self.clock.wall_ms()
         if not self._load():
             self._spawn(self._rebuild(), "merkle-rebuild")
         self._spawn(self._run(), "anti-entropy")
@@ -311,7 +303,7 @@ class AntiEntropy:
         if new is not None and self._has_peers():
             now = self.clock.wall_ms()
             if versioning.is_dead(versioning.decode_siblings(new), now):
-                self._dead_arrival[merkle.segment_of(token)] = now
+                self.gate.note_dead_arrival(token, now)
 
     def _resolve_gc(self, force: bool) -> None:
         """Rescan the segments compaction dropped records from, once that compaction is
@@ -361,29 +353,11 @@ class AntiEntropy:
         `lacking` is a peer just seen to hold nothing for the key (it collected the record, or
         never had any version, or lost its disk): it holds nothing that could come back, so it
         need not have synced."""
-        peers = [p for p in self._other_replicas(token) if p != lacking]
-        if not peers:
-            return True
-        segment = merkle.segment_of(token)
-        expired = max((s.expire_at_ms for s in siblings if s.value is not None), default=0)
-        threshold = max(self.started_ms, self._dead_arrival[segment], expired) + self.grace_ms
-        for peer in peers:
-            clean = self._clean.get(peer)
-            if clean is None or clean[segment] <= threshold:
-                return False
-        return True
+        return self.gate.collectable(
+            token, siblings, [p for p in self._other_replicas(token) if p != lacking])
 
     def _record_clean(self, peer: NodeId, ranges: list[Range], started_ms: int) -> None:
-        """Note a clean exchange with `peer` over `ranges` that started at `started_ms`.
-
-        Plain assignment, not max: should two exchanges with one peer finish out of order, the
-        older start wins, which only delays GC (safe)."""
-        clean = self._clean.get(peer)
-        if clean is None:
-            clean = self._clean[peer] = array("q", bytes(8 * SEGMENTS))
-        for start, end in ranges:
-            first, last = merkle.segment_of(start), merkle.segment_of(end - 1)
-            clean[first:last + 1] = array("q", [started_ms]) * (last - first + 1)
+        self.gate.record_clean(peer, ranges, started_ms)
         self.last_exchange_ms[peer] = self.clock.wall_ms()
 
     def _purge(self, key: bytes, lacking: NodeId) -> bool:
