@@ -80,9 +80,15 @@ def encode_value(value) -> bytes:
 
 def encode_request(verb: bytes, request_id: int, args) -> bytes:
     """Encode one request frame (args: bytes / int / None / lists)."""
-    head = b"*%d\r\n$%d\r\n%s\r\n" % (len(args) + 2, len(verb), verb)
     rid = b"%d" % request_id
-    return head + b"$%d\r\n%s\r\n" % (len(rid), rid) + b"".join(map(encode_value, args))
+    parts = [b"*%d\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+        len(args) + 2, len(verb), verb, len(rid), rid)]
+    for arg in args:
+        if type(arg) is bytes:          # the common case, without the generic dispatch
+            parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+        else:
+            parts.append(encode_value(arg))
+    return b"".join(parts)
 
 
 def encode_response(request_id: bytes, ok: bool, payload) -> bytes:
