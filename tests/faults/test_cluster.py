@@ -133,7 +133,7 @@ def test_acknowledged_writes_survive_kill_of_any_node_and_hints_reach_it(make_cl
     _mset_each(cluster.c(writer), during)                # writes keep succeeding with one node down
     expected = {**before, **during}
     _read_all(cluster.c(other), expected)
-    assert int(cluster.info(writer)["hints_pending"]) > 0, "no hint kept for the dead replica"
+    wait_until(lambda: int(cluster.info(writer)["hints_pending"]) > 0, 10, "a hint kept for the dead replica")
 
     cluster.h.start(victim)
     cluster.h.wait_ready(timeout_s=40)
@@ -408,7 +408,8 @@ def test_delete_does_not_come_back_when_hints_arrive_in_any_order(make_cluster) 
     cluster.partition([0, 1], [2])
     _mset_each(cluster.c(0), {k: b"doomed" for k in keys})       # n0 keeps a hint of the value
     assert cluster.c(1).delete(*keys) == len(keys)               # n1 keeps a hint of the delete
-    assert int(cluster.info(0)["hints_pending"]) > 0 and int(cluster.info(1)["hints_pending"]) > 0
+    wait_until(lambda: int(cluster.info(0)["hints_pending"]) > 0 and int(cluster.info(1)["hints_pending"]) > 0,
+               10, "hints for n2 kept on n0 (the value) and n1 (the delete)")
     cluster.heal([0, 1, 2])
     wait_until(lambda: cluster.total("hints_pending", range(3)) == 0, 30, "every hint delivered")
     for i in range(3):
