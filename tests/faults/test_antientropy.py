@@ -239,3 +239,21 @@ def test_in_sync_cluster_repair_moves_nothing_and_tree_survives_restart(
     single = _repair(cluster, 0, key)
     assert single["keys_sent"] + single["keys_received"] == 0
 
+
+
+def test_crashed_node_rebuilds_its_tree_in_the_background_and_exchanges_wait(
+        cluster: ClusterHarness) -> None:
+    _load_everywhere(cluster, 30_000)
+    _wait_trees_ready(cluster)
+    root = _info(cluster, 1)["merkle_root"]
+    cluster.kill(1)                                        # SIGKILL: no saved leaves
+    cluster.start(1)
+    cluster.wait_ready(timeout_s=30, nodes=[1])
+    states = {_info(cluster, 1)["merkle_tree"]}
+    stats = _repair(cluster, 0)                            # waits for n1's tree if building
+    states.add(_info(cluster, 1)["merkle_tree"])
+    assert stats["peers_failed"] == 0 and stats["keys_sent"] + stats["keys_received"] == 0
+    assert states <= {"building", "ready"}
+    wait_until(lambda: _info(cluster, 1)["merkle_tree"] == "ready", 60, "n1 tree rebuilt")
+    assert _info(cluster, 1)["merkle_root"] == root
+    assert "n1" in _info(cluster, 0)["anti_entropy_last_exchange_ms"]   # "n1=<ms>,n2=<ms>"
