@@ -227,6 +227,21 @@ def test_unknown_command_error_text_exact(kv) -> None:
     assert raw.call("PING") == b"+PONG\r\n"      # the connection stays open after an error
 
 
+def test_commands_we_do_not_have_get_an_error_at_once(kv, protocol) -> None:
+    """Clients probe with commands we lack: each gets an error reply, in order, never silence."""
+    probes = [("HSET", "h", "f", "v"), ("LPUSH", "l", "x"), ("SADD", "s", "m"), ("ZADD", "z", "1", "m"),
+              ("XADD", "x", "*", "f", "v"), ("SUBSCRIBE", "ch"), ("PSUBSCRIBE", "c*"), ("EVAL", "return 1", "0"),
+              ("CLUSTER", "SLOTS"), ("FOOBAR",)]
+    raw = Raw(kv.port(), protocol)
+    raw.sock.sendall(b"".join(_pack(p) for p in probes) + _pack(("PING",)))
+    replies = [_read_raw(raw.file) for _ in probes]
+    for probe, reply in zip(probes, replies):
+        assert reply.startswith(b"-"), f"{probe}: {reply!r}"
+    assert replies[0] == b"-ERR unknown command 'HSET', with args beginning with: 'h' 'f' 'v' \r\n"
+    assert _read_raw(raw.file) == b"+PONG\r\n"          # not stuck in a subscribe mode either
+    assert raw.call("SET", "k", "v") == b"+OK\r\n"
+
+
 def test_quit_replies_ok_and_closes(kv) -> None:
     raw = Raw(kv.port())
     assert raw.call("QUIT") == b"+OK\r\n"
