@@ -40,7 +40,7 @@ class Network:
         store = cluster.store
         barrier = getattr(store, "barrier", None)
         self.server = server or PeerServer(
-            getattr(config, "bind", None) or config.advertise, config.peer_port,
+            config.bind, config.peer_port,
             config.cluster_secret, barrier=barrier or (lambda: store.durable()),
             is_blocked=lambda node: node in self.transport.blocked)
         self.coordinator = Coordinator(cluster, self)

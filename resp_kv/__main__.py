@@ -99,6 +99,9 @@ def config_from_args(argv: list[str] | None = None) -> tuple[Config, str]:
         parser.error("need 1 <= read-quorum, write-quorum <= replicas")
     if args.vnodes < 1:
         parser.error("--vnodes must be at least 1")
+    if advertise in ("0.0.0.0", "::"):
+        parser.error("--advertise: peers cannot reach a wildcard address; give this node's "
+                     "reachable address (or host name) with --advertise")
     seeds = tuple(s.strip() for s in args.seeds.split(",") if s.strip())
     return Config(
         server=ServerConfig(
@@ -108,7 +111,7 @@ def config_from_args(argv: list[str] | None = None) -> tuple[Config, str]:
         storage=StorageConfig(data_dir=Path(args.data_dir), fsync=args.fsync,
                               memtable_limit_bytes=args.memtable_limit),
         cluster=ClusterConfig(
-            node_id=node_id, advertise=advertise, client_port=args.port, peer_port=peer_port,
+            node_id=node_id, bind=args.bind, advertise=advertise, client_port=args.port, peer_port=peer_port,
             seeds=seeds, replicas=args.replicas, read_quorum=args.read_quorum,
             write_quorum=args.write_quorum, vnodes=args.vnodes,
             cluster_secret=args.cluster_secret or None, gossip_interval_ms=args.gossip_interval_ms,

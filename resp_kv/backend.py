@@ -50,6 +50,9 @@ class Backend(Protocol):
     def info(self) -> dict[str, dict[str, object]]:
         """INFO sections owned by the store: 'storage', 'cluster', 'keyspace' -> field: value."""
 
+    async def remove_node(self, node_id: str) -> None:
+        """Remove a dead node from the ring for good (CLUSTER FORGET); ValueError if refused."""
+
     async def debug(self, args: list[bytes]) -> object:
         """DEBUG fault hooks (only with --debug-commands): LOCALGET, PARTITION, HEAL, ..."""
 
@@ -159,6 +162,9 @@ class ClusterBackend:
             keyspace["db0"] = f"keys={keys},expires={cluster_info.get('local_expires', 0)},avg_ttl=0"
         public = {k: v for k, v in cluster_info.items() if not k.startswith("local_")}
         return {"storage": dict(self._local_info()), "cluster": public, "keyspace": keyspace}
+
+    async def remove_node(self, node_id: str) -> None:
+        await self._cluster.remove_node(node_id)
 
     async def debug(self, args: list[bytes]) -> object:
         return await self._cluster.debug(args)

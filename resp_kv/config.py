@@ -44,7 +44,8 @@ class StorageConfig:
 class ClusterConfig:
     """Replication, membership and repair settings (DESIGN.md §2, §5)."""
 
-    node_id: str = "127.0.0.1:6379"
+    node_id: str = "127.0.0.1-6379"
+    bind: str = "127.0.0.1"                 # peer listen address (the same --bind as clients)
     advertise: str = "127.0.0.1"
     client_port: int = 6379
     peer_port: int = 16379

@@ -16,7 +16,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
-from resp_kv.commands import connection, custom, keys, server, strings
+from resp_kv.commands import admin, connection, custom, keys, server, strings
 from resp_kv.commands.spec import CommandSpec, Session
 from resp_kv.errors import CommandError, NoAuth, UnknownCommand, WrongArity
 from resp_kv.resp import encode, encode_error
@@ -46,7 +46,7 @@ def _build(families: tuple[tuple[CommandSpec, ...], ...]) -> dict[bytes, Command
 
 _FAMILIES = (
     tuple(connection.SPECS), tuple(server.SPECS), tuple(strings.SPECS), tuple(keys.SPECS),
-    tuple(custom.SPECS),
+    tuple(custom.SPECS), tuple(admin.SPECS),
 )
 
 COMMANDS: dict[bytes, CommandSpec] = _build(_FAMILIES)
