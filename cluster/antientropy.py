@@ -1,14 +1,15 @@
 """Merkle anti-entropy: always-current trees, the peer exchange, REPAIR, and the GC gate.
 
-Not the tree arithmetic (merkle.py, pure) and not the transport (transport.py): this file keeps
-one `MerkleTree` current from the replica's write listener, serves and runs exchanges over the
-peer protocol, schedules them, and decides when compaction may drop a dead record.
+Not the tree arithmetic (merkle.py, pure), its upkeep (merkle_keeper.py), the GC rule
+(gcgate.py) or the transport (transport.py): this file serves and runs exchanges over the peer
+protocol, schedules them, answers REPAIR, and wires the write listener and the compaction
+filter to the keeper and the gate.
 
 Exchange (initiator I, responder R, over S = I's replica ranges ∩ R's, both from the ring)::
 
     AE.ROOT  session ranges(S)         -> [state, root]      state "ready" | "building"
     AE.NODES session level parents     -> child hashes       only under differing parents
-    AE.KEYS  session segments          -> [key, flag+digest, ...]   only differing leaves
+    AE.KEYS  session segments          -> [key, entry, ...]  only differing leaves
     AE.PULL  key*                      -> [encoded | nil, ...]      only differing keys
     AE.PUSH  (key encoded)*            -> applied count      merged with versioning.sync
     AE.PURGE key*                      -> purged count       dead records both may forget
@@ -25,16 +26,11 @@ pulled, merged locally, and the merge pushed back only if it differs from R's; a
 side has goes one way. So each diverged key crosses at most twice (concurrent siblings), once
 when one side is simply newer.
 Everything is a DVV sync, so a repeated or interrupted exchange is harmless. An in-sync check
-of any size costs one ROOT round trip (~100 bytes plus the range list).
+of any size costs the ROOT and DONE round trips (~150 bytes plus the range list).
 
-Tree lifecycle: the leaf array is saved under b"tleaves" with a b"tclean" marker at stop();
-start() loads it and deletes the marker (a crash then means: rebuild). Without a clean marker
-the tree is rebuilt in the background by chunked scans (INFO `merkle_tree:building`); writes
-above the scan cursor are left to the scan, and exchanges wait for `ready`.
-
-Compaction-dropped records leave the tree without a listener call: the filter notes their
-segments with the engine's compaction count, and once that compaction is published the
-segment's leaf is recomputed by scanning that one segment.
+The tree's lifecycle (saved at shutdown, rebuilt in the background after a crash while INFO
+says `merkle_tree:building` and exchanges wait, compaction-dropped segments rescanned) lives in
+merkle_keeper.py.
 
 GC gate (`compaction_filter`, rule in gcgate.py): a dead record is dropped only after every
 other replica of its token completed a clean exchange with this node since it died here; with no
@@ -49,7 +45,6 @@ import logging
 import os
 import random
 import struct
-import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -57,8 +52,9 @@ from dataclasses import dataclass, field
 from cluster import merkle, versioning
 from cluster.clock import Clock, SystemClock
 from cluster.gcgate import GcGate
+from cluster.merkle_keeper import CLEAN_KEY, LEAVES_KEY, MerkleKeeper
 from cluster.merkle import SEGMENTS, TOKEN_LIMIT, MerkleTree, Range
-from cluster.replica import DATA_END, DATA_PREFIX, Replica, data_key
+from cluster.replica import DATA_PREFIX, Replica, data_key
 from cluster.types import LocalStore, NodeId, key_token
 
 log = logging.getLogger("cluster.antientropy")
@@ -67,8 +63,7 @@ ROOT, NODES, KEYS = b"AE.ROOT", b"AE.NODES", b"AE.KEYS"
 PULL, PUSH, PURGE, DONE = b"AE.PULL", b"AE.PUSH", b"AE.PURGE", b"AE.DONE"
 VERBS = (ROOT, NODES, KEYS, PULL, PUSH, PURGE, DONE)
 
-LEAVES_KEY = b"tleaves"                 # on-disk: never change
-CLEAN_KEY = b"tclean"                   # on-disk: never change
+__all__ = ["AntiEntropy", "VERBS", "CLEAN_KEY", "LEAVES_KEY", "ring_ranges", "wire_size"]
 _U16 = struct.Struct(">H")
 _SESSION_TTL_S = 60.0
 _SESSIONS_MAX = 16                      # a restricted view is ~3 MB; whole-ring views share the tree
@@ -80,7 +75,6 @@ _CALL_TIMEOUT_S = 30.0
 # listing its keys instead costs about one KEYS entry per key. Descend only when cheaper.
 _NODE_CHILDREN_BYTES = 16 * 16 + 16
 _KEY_ENTRY_BYTES = 56
-_BUILD_CHUNK = 4096                     # records per synchronous rebuild step
 _PEER_BUILDING_WAIT_S = 60.0
 
 Call = Callable[[NodeId, bytes, list, float], Awaitable[object]]
@@ -192,15 +186,8 @@ class AntiEntropy:
         self.clock = clock or SystemClock()
         self.interval_s = interval_s
         self.max_bytes_per_s = max_bytes_per_s
-        self._compactions = compactions or _compaction_counter(store)
-        self.tree = MerkleTree()
-        self.state = "building"
-        self._ready = asyncio.Event()
-        self._build_cursor = DATA_PREFIX          # data keys < cursor are in the tree
-        self._persisted = False
+        self.keeper = MerkleKeeper(store, replica, compactions)
         self.gate = GcGate(self.clock.wall_ms(), int(grace_s * 1000))
-        self._gc_pending: list[tuple[int, int]] = []           # (compaction count, segment)
-        self._gc_lock = threading.Lock()                       # compaction thread appends
         self._sessions: OrderedDict[tuple[NodeId, bytes], _View] = OrderedDict()
         self.last_exchange_ms: dict[NodeId, int] = {}
         self.counters = dict.fromkeys(
@@ -225,8 +212,8 @@ class AntiEntropy:
         """Load the saved leaves if they were saved cleanly, else rebuild in the background;
         start the scheduler."""
         self.gate.started_ms = self.clock.wall_ms()
-        if not self._load():
-            self._spawn(self._rebuild(), "merkle-rebuild")
+        if not self.keeper.load():
+            self._spawn(self.keeper.rebuild(), "merkle-rebuild")
         self._spawn(self._run(), "anti-entropy")
 
     async def stop(self) -> None:
@@ -238,94 +225,30 @@ class AntiEntropy:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._resolve_gc(force=False)
-        if self.state == "ready" and not self._gc_pending:
-            self.store.put(LEAVES_KEY, merkle.encode_leaves(self.tree.leaves))
-            self.store.put(CLEAN_KEY, b"1")
-            self._persisted = True
-            await self.store.durable()
+        await self.keeper.save()
 
-    def _load(self) -> bool:
-        if self.store.get(CLEAN_KEY) is None:
-            return False
-        blob = self.store.get(LEAVES_KEY)
-        self.store.delete(CLEAN_KEY)            # from now on a crash means: rebuild
-        try:
-            leaves = merkle.decode_leaves(blob or b"")
-        except ValueError as error:
-            log.warning("saved Merkle leaves unusable (%s): rebuilding", error)
-            return False
-        self.tree = MerkleTree(leaves)
-        self.tree.count = max(0, self.replica.local_keys)    # an estimate (cost model only)
-        self._set_ready()
-        return True
+    @property
+    def tree(self) -> MerkleTree:
+        return self.keeper.tree
+
+    @property
+    def state(self) -> str:
+        return self.keeper.state
+
+    @property
+    def _ready(self) -> asyncio.Event:
+        return self.keeper.ready
 
     def _set_ready(self) -> None:
-        self.state = "ready"
-        self._build_cursor = DATA_END
-        self._ready.set()
-
-    async def _rebuild(self) -> None:
-        """Build the tree from a scan of the data range, a chunk per loop iteration."""
-        self.tree, self.state, self._build_cursor = MerkleTree(), "building", DATA_PREFIX
-        leaves, digest, item = self.tree.leaves, merkle.version_digest, merkle.item_hash
-        count = 0
-        while True:
-            chunk, last = 0, None
-            for store_key, raw in self.store.scan(self._build_cursor, DATA_END):
-                leaves[int.from_bytes(store_key[1:3], "big")] ^= item(store_key[9:], digest(raw))
-                last, chunk = store_key, chunk + 1
-                if chunk >= _BUILD_CHUNK:
-                    break
-            count += chunk
-            if last is None or chunk < _BUILD_CHUNK:
-                break
-            self._build_cursor = last + b"\x00"
-            await asyncio.sleep(0)
-        writes_meanwhile = self.tree.count                   # update() counted those
-        self.tree = MerkleTree(leaves)
-        self.tree.count = count + writes_meanwhile
-        self._set_ready()
-        log.info("Merkle tree rebuilt")
-
-    # --- keeping the tree current -----------------------------------------------------------
+        self.keeper.set_ready()
 
     def on_write(self, key: bytes, token: int, old: bytes | None, new: bytes | None) -> None:
-        """Replica write listener: O(depth) tree update, plus the GC gate's arrival mark."""
-        if self.state != "ready" and data_key(token, key) >= self._build_cursor:
-            return                                # the rebuild scan will see the new value
-        digest = merkle.version_digest
-        self.tree.update(token, key, digest(old) if old is not None else None,
-                         digest(new) if new is not None else None)
-        if self._persisted:                       # a write after the save: the save is stale
-            self.store.delete(CLEAN_KEY)
-            self._persisted = False
+        """Replica write listener: the tree update, plus the GC gate's dead-arrival mark."""
+        self.keeper.on_write(key, token, old, new)
         if new is not None and self._has_peers():
             now = self.clock.wall_ms()
             if versioning.is_dead(versioning.decode_siblings(new), now):
                 self.gate.note_dead_arrival(token, now)
-
-    def _resolve_gc(self, force: bool) -> None:
-        """Rescan the segments compaction dropped records from, once that compaction is
-        published (the engine's compaction count moved past the one noted)."""
-        if not self._gc_pending:
-            return
-        done = self._compactions()
-        with self._gc_lock:
-            pending = self._gc_pending
-            ready = [p for p in pending if force or done is None or p[0] < done]
-            if not ready:
-                return
-            self._gc_pending = [p for p in pending if not (force or done is None or p[0] < done)]
-        for segment in sorted({s for _, s in ready}):
-            self.tree.set_leaf(segment, self._scan_leaf([merkle.segment_bounds(segment)]))
-
-    def _scan_leaf(self, ranges: list[Range]) -> int:
-        value = 0
-        for start, end in ranges:
-            for _, key, raw in self.replica.scan_range(start, end):
-                value ^= merkle.item_hash(key, merkle.version_digest(raw))
-        return value
 
     # --- GC gate ---------------------------------------------------------------------------
 
@@ -342,9 +265,7 @@ class AntiEntropy:
         token = int.from_bytes(store_key[1:9], "big")
         if not self._collectable(token, siblings):
             return False
-        done = self._compactions()
-        with self._gc_lock:
-            self._gc_pending.append((done if done is not None else 0, merkle.segment_of(token)))
+        self.keeper.note_gc_drop(token)
         return True
 
     def _collectable(self, token: int, siblings: list, lacking: NodeId | None = None) -> bool:
@@ -412,7 +333,7 @@ class AntiEntropy:
         if ranges == [(0, TOKEN_LIMIT)]:
             return _View(ranges, None, {}, self.tree, self.clock.wall_ms(), self.clock.monotonic())
         full, partial = merkle.segment_coverage(ranges)
-        tree = self.tree.restricted(full, {s: self._scan_leaf(r) for s, r in partial.items()})
+        tree = self.tree.restricted(full, {s: self.keeper.scan_leaf(r) for s, r in partial.items()})
         return _View(ranges, set(full), partial, tree, self.clock.wall_ms(),
                      self.clock.monotonic())
 
@@ -435,7 +356,7 @@ class AntiEntropy:
         session, blob = args
         if self.state != "ready":
             return [b"building", b""]
-        self._resolve_gc(force=False)
+        self.keeper.resolve_gc()
         view = self._view(merkle.decode_ranges(blob))
         sessions, now = self._sessions, self.clock.monotonic()
         for stale in [k for k, v in sessions.items() if now - v.touched_s > _SESSION_TTL_S]:
@@ -517,7 +438,7 @@ class AntiEntropy:
         if not ranges:
             return stats
         await self._ready.wait()
-        self._resolve_gc(force=False)
+        self.keeper.resolve_gc()
         view, session = self._view(ranges), os.urandom(8)
         stats.peers = 1
         stats.ranges_compared = (SEGMENTS if view.full is None
@@ -707,7 +628,7 @@ class AntiEntropy:
             await self.clock.sleep(1.0 if next_round is None
                                    else max(0.05, min(1.0, next_round - self.clock.monotonic())))
             try:
-                self._resolve_gc(force=False)
+                self.keeper.resolve_gc()
                 if next_round is not None and self.clock.monotonic() >= next_round:
                     await self.round()
                     next_round = self.clock.monotonic() + interval * self._rng.uniform(0.8, 1.2)
@@ -748,7 +669,7 @@ class AntiEntropy:
     def info(self) -> dict[str, object]:
         """Fields for INFO "# Cluster": the cumulative repair counters (they replace the
         Cluster's own), the tree state and the last exchange time per peer."""
-        self._resolve_gc(force=False)
+        self.keeper.resolve_gc()
         ring = self._ring_now()
         peers = sorted(set(ring.nodes if ring is not None else ()) - {self.node_id}
                        | set(self.last_exchange_ms))
@@ -774,19 +695,3 @@ def _covers(raw: bytes, dots: bytes) -> bool:
         if seen.get(actor, 0) < int(counter):
             return False
     return True
-
-
-def _compaction_counter(store) -> Callable[[], int | None]:
-    """Return a reader of the engine's published-compaction count, or of None if the store
-    does not expose one (then compaction-dropped segments are rescanned at the next tick)."""
-    engine = getattr(store, "engine", store)
-    stats = getattr(engine, "stats", None)
-    if stats is None:
-        return lambda: None
-
-    def read() -> int | None:
-        try:
-            return int(stats()["compactions"])
-        except Exception:                           # noqa: BLE001 - a store without the field
-            return None
-    return read
