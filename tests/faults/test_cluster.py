@@ -9,6 +9,7 @@ after 500 ms so failure detection and sloppy quorum kick in quickly.
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 
@@ -70,8 +71,10 @@ def make_cluster(tmp_path: Path):
     """make_cluster(size, start=None, **harness_kwargs) -> Cluster; all killed by pid at teardown."""
     made: list[ClusterHarness] = []
 
-    def make(size: int, start: list[int] | None = None, n: int = 3, r: int = 2, w: int = 2) -> Cluster:
-        harness = ClusterHarness(tmp_path / f"cluster{len(made)}", size=size, n=n, r=r, w=w, extra_args=FAST)
+    def make(size: int, start: list[int] | None = None, n: int = 3, r: int = 2, w: int = 2,
+             extra: list[str] = ()) -> Cluster:
+        harness = ClusterHarness(tmp_path / f"cluster{len(made)}", size=size, n=n, r=r, w=w,
+                                 extra_args=[*FAST, *extra])
         made.append(harness)
         for i in (range(size) if start is None else start):
             harness.start(i)
@@ -459,3 +462,52 @@ def test_kill_9_mid_load_loses_no_acknowledged_write(make_cluster) -> None:
     cluster.h.start(victim)
     cluster.h.wait_ready(timeout_s=40)
     _read_all(cluster.c(victim), expected)
+
+
+# --- the peer port is closed to strangers ------------------------------------------------------------
+
+def _closed_by_server(sock: socket.socket, timeout_s: float = 10.0) -> bool:
+    sock.settimeout(timeout_s)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_cluster_secret_keeps_out_peers_without_the_proof(make_cluster, tmp_path: Path) -> None:
+    cluster = make_cluster(3, extra=["--cluster-secret", "s3cret"])   # ready: peers proved it
+    assert cluster.c(0).set(b"guarded", b"v") is True
+    assert cluster.c(2).get(b"guarded") == b"v"
+
+    for frames in ([b"AUTH", b"n1", b"00" * 32], [b"PUT", b"1", b"guarded", b"evil"], b"garbage\r\n"):
+        sock = socket.create_connection((HOST, cluster.h.peer_port(0)), timeout=10)
+        try:
+            greeting = sock.recv(4096)
+            assert greeting.startswith(b"*2\r\n$5\r\nHELLO\r\n"), greeting
+            if isinstance(frames, list):
+                payload = b"*%d\r\n" % len(frames) + b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in frames)
+            else:
+                payload = frames
+            sock.sendall(payload)
+            assert _closed_by_server(sock), "the peer port kept a connection that did not prove the secret"
+        finally:
+            sock.close()
+
+    seeds = ",".join(f"{HOST}:{cluster.h.peer_port(i)}" for i in range(3))
+    intruder = ClusterHarness(tmp_path / "intruder", size=1, extra_args=[
+        *FAST, "--cluster-secret", "wrong", "--seeds", seeds, "--node-id", "intruder"])
+    try:
+        intruder.start_all()
+        intruder.wait_ready(timeout_s=30)
+        def refused() -> bool:
+            return any("cluster secret" in line and "intruder" in line
+                       for i in range(3) for line in cluster.h.log(i).splitlines())
+        wait_until(refused, 30, "a cluster node to log that it refused the intruder's proof")
+        for i in range(3):
+            assert int(cluster.info(i)["cluster_nodes"]) == 3, cluster.info(i)
+        assert int(intruder.client(0).info("cluster")["cluster_nodes_up"]) == 1
+        assert cluster.c(1).get(b"guarded") == b"v"
+    finally:
+        intruder.kill_all()
