@@ -17,9 +17,10 @@ b"m" metadata, b"t" Merkle (merkle.py, not ours):
     meta_key := b"m" name          b"mincarnation" -> ascii hex incarnation (kv679)
 
 Tombstone GC (`compaction_filter`): a data record whose siblings are all dead (tombstones or
-expired) is dropped by compaction only while the cluster has one node. With peers it is kept,
-because a replica that missed the delete could otherwise resurrect the key through read repair,
-hints or anti-entropy; the Merkle anti-entropy work gates GC on verified syncs later.
+expired) is dropped by compaction only once every other replica of its token has completed a
+clean anti-entropy exchange with this node since it died here (cluster/gcgate.py); in a
+single-node cluster at once. Before that it is kept, because a replica that missed the delete
+could otherwise resurrect the key through read repair, hints or anti-entropy.
 """
 
 from __future__ import annotations
@@ -263,7 +264,7 @@ class Cluster:
 
     def compaction_filter(self, key: bytes, value: bytes, now_ms: int) -> bool:
         """Return True to drop `key` during compaction (see the module docstring: only dead data
-        records, and only while this is a single-node cluster). Runs on the compaction thread."""
+        records, repair-gated). Runs on the compaction thread."""
         if key[:1] != b"d":
             return False
         if self.antientropy is not None:             # repair-gated GC (cluster/antientropy.py)
