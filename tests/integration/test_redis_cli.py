@@ -92,6 +92,20 @@ class Pty:
                     self.send(b"\x1b[1;1R")
         return self.output
 
+    def wait_exit(self, timeout_s: float) -> int:
+        """Keep reading the terminal (a child blocked writing to a full pty never exits) until it exits."""
+        deadline = time.monotonic() + timeout_s
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still running {timeout_s}s later; terminal shows {self.output!r}")
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    self.output += os.read(self.master, 4096)
+                except OSError:
+                    pass
+        return self.proc.returncode
+
     def close(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
@@ -106,12 +120,14 @@ def test_redis_cli_interactive_under_a_terminal(node, redis_tools):
         prompt = f"127.0.0.1:{port}>".encode()
         term.read_until(prompt, timeout_s=15)
         term.output = b""
+        # Type the next line only once the prompt is back: the line editor re-enters raw mode
+        # with TCSAFLUSH before printing it, which discards anything typed earlier.
         term.send(b"PING\r")
-        term.read_until(b"PONG\r\n", timeout_s=15)
+        term.read_until(b"PONG\r\n" + prompt, timeout_s=15)
         term.send(b"SET interactive:k v1\r")
-        term.read_until(b"OK\r\n", timeout_s=15)
+        term.read_until(b"OK\r\n" + prompt, timeout_s=15)
         term.send(b"quit\r")
-        assert term.proc.wait(timeout=15) == 0, term.output
+        assert term.wait_exit(timeout_s=30) == 0, term.output
     finally:
         term.close()
     assert node.nodes[0].running, "the node must survive an interactive redis-cli session"
