@@ -19,20 +19,21 @@ Limits and the exact error texts (each closes the connection after earlier repli
     inline quotes unbalanced                      ERR Protocol error: unbalanced quotes in request
     buffered bytes > client_query_buffer_limit    QueryBufferExceeded: closed without a reply
 
-Two parsers share one API (`feed(data)`, `next_command() -> list[bytes] | None`):
-`RequestParser` (pure Python, the reference) and `HiredisRequestParser` (hiredis.Reader, the
-fast path). hiredis validates less than Redis (it accepts any reply type inside an array and
-waits for any declared length), so the hiredis parser keeps a mirror of the bytes since the last
-known frame boundary and replays them through `RequestParser` whenever hiredis returns anything
-but a list of bulk strings, raises, or stops mid-frame: a declared 4 GB bulk is rejected from
-its header and never buffered. Known difference: hiredis accepts `+simple` strings in place of
-bulk strings inside a complete pipelined frame (Redis rejects them); it never accepts more bytes
-than the limits allow.
+Two parsers share one API (`feed(data)`, `next_command() -> list[bytes] | None`, and the
+batch form `commands_into(sink)`): `RequestParser` (pure Python, the reference) and
+`HiredisRequestParser` (hiredis.Reader, the fast path). hiredis validates less than Redis (it
+accepts any reply type inside an array, waits for any declared length, and pre-allocates a
+list for a declared array count), so the hiredis parser only keeps what it returns when the
+returned commands re-encode canonically to exactly the bytes it was fed; otherwise, and for
+any chunk holding a '*' followed by 7+ digits, the bytes go to `RequestParser`. A declared
+4 GB bulk or a 3e9-element array is rejected from its header and never allocated.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from resp_kv.errors import CommandError
@@ -243,8 +244,9 @@ class RequestParser:
         self._compact()
         return None
 
-    def commands_into(self, append) -> None:
-        """Call `append(command)` for every complete command; then raise a pending ProtocolError."""
+    def commands_into(self, sink) -> None:
+        """Append every complete command to `sink`; then raise a pending ProtocolError."""
+        append = sink.append
         while (command := self.next_command()) is not None:
             append(command)
 
@@ -259,21 +261,40 @@ class _Astray(Exception):
     """hiredis returned something Redis would not accept as a request: replay in Python."""
 
 
-class HiredisRequestParser:
-    """hiredis.Reader for speed, `parse_one` for anything hiredis would accept but Redis not.
+# A '*' followed by 7+ digits anywhere in the input: a possible array header hiredis would
+# pre-allocate (PyList_New(count): 3e9 slots = 24 GB of address space, and seconds to free).
+# Such bytes never reach hiredis; the reference parser applies max_multibulk_len instead.
+# A value that merely contains such text costs Python parsing for that chunk, nothing more.
+_BIG_ARRAY = re.compile(rb"\*[0-9]{7,}")
+_TAIL = 32                     # bytes of the previous chunk kept to catch a split header
+_HDR_MAX = 10000
+_BULK_HDR = tuple(5 + len(str(k)) for k in range(_HDR_MAX))   # "$<k>\r\n" + "\r\n"
 
-    Invariant: `_mirror` holds every byte fed to the reader since the last frame boundary the
-    reader has passed, and `_returned` counts commands the reader returned from it. When the
-    reader goes astray, `RequestParser` takes over from that boundary until its buffer drains.
+
+def _bulk_overhead(size: int) -> int:
+    return _BULK_HDR[size] if size < _HDR_MAX else 5 + len(str(size))
+
+
+class HiredisRequestParser:
+    """hiredis.Reader for speed; the reference parser whenever hiredis could differ from Redis.
+
+    Invariant: `_mirror` holds exactly the bytes fed to the reader since the last frame
+    boundary. After the reader has returned all it can, the canonical size of the returned
+    commands must equal the mirror's length and the reader must hold nothing: then every
+    frame was canonical (`$` bulks only, no `+simple` elements) and the mirror is dropped.
+    Anything else (a partial frame, a non-canonical or malformed frame, a hiredis error,
+    inline commands) hands the mirror to `RequestParser`, which parses it exactly as Redis
+    would, until its buffer is empty at a boundary; then hiredis takes over again.
     """
 
     def __init__(self, limits: "ServerConfig | _Limits | None" = None) -> None:
         self._limits = limits if isinstance(limits, _Limits) else _Limits(limits)
         self._reader = hiredis.Reader()
         self._mirror = bytearray()
-        self._returned = 0
-        self._last: list[bytes] | None = None      # last command returned from the mirror
+        self._tail = b""
         self._fallback: RequestParser | None = None
+        self._ready: deque[list[bytes]] = deque()
+        self._error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -283,130 +304,76 @@ class HiredisRequestParser:
 
     def feed(self, data: bytes) -> None:
         """Append received bytes. Raises QueryBufferExceeded past client_query_buffer_limit."""
+        if self._fallback is None:
+            if not self._mirror and data[:1] != b"*":
+                self._fallback = RequestParser(self._limits)    # inline (telnet) or garbage
+            elif _BIG_ARRAY.search(self._tail + data[:_TAIL]) or _BIG_ARRAY.search(data):
+                self._to_fallback()
         if self._fallback is not None:
             self._fallback.feed(data)
-            return
-        if not self._mirror and data[:1] != b"*":
-            self._fallback = RequestParser(self._limits)   # inline (telnet) or garbage
-            self._fallback.feed(data)
+            self._tail = b""
             return
         self._reader.feed(data)
         self._mirror += data
+        self._tail = data[-_TAIL:]
         if len(self._mirror) > self._limits.max_buffer:
             raise QueryBufferExceeded("query buffer limit exceeded")
 
-    def next_command(self) -> list[bytes] | None:
-        """Return the next complete command, or None if more bytes are needed."""
-        while True:
-            if self._fallback is not None:
-                command = self._fallback.next_command()
-                if command is None and not self._fallback.buffered:
-                    self._fallback = None
-                return command
-            try:
-                command = self._reader.gets()
-            except hiredis.ProtocolError:
-                self._replay()
-                continue
-            if command is False:
-                self._at_rest()
-                return None
-            if command.__class__ is not list:
-                self._replay()
-                continue
-            for arg in command:
-                if arg.__class__ is not bytes:
-                    self._replay()
-                    break
-            else:
-                self._returned += 1
-                if command:
-                    self._last = command
-                    return command
-
-    def commands_into(self, append) -> None:
-        """Call `append(command)` for every complete command; then raise a pending ProtocolError.
-
-        The server's hot path: one call per received chunk instead of one per command.
-        """
-        if self._fallback is None:
-            gets, returned, last = self._reader.gets, 0, None
-            try:
-                while True:
-                    command = gets()
-                    if command is False:
-                        break
-                    if command.__class__ is not list:
-                        raise _Astray
-                    for arg in command:
-                        if arg.__class__ is not bytes:
-                            raise _Astray
-                    returned += 1
-                    if command:
-                        last = command
-                        append(command)
-            except (_Astray, hiredis.ProtocolError):
-                self._returned += returned
-                if last is not None:
-                    self._last = last
-                self._replay()
-            else:
-                self._returned += returned
-                if last is not None:
-                    self._last = last
-                self._at_rest()
-                return
-        while (command := self.next_command()) is not None:
-            append(command)
-
-    def _at_rest(self) -> None:
-        """The reader wants more bytes: find out whether it stopped at a boundary or mid-frame."""
-        mirror = self._mirror
-        if not mirror:
-            return
-        last = self._last
-        if last is not None and self._returned and not self._reader.has_data():
-            # Did the reader stop right after the last command, or mid-frame after an element?
-            if len(last) == 2:          # the common GET-shaped case without a generator
-                tail = b"*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-                    len(last[0]), last[0], len(last[1]), last[1])
-            else:
-                tail = b"*%d\r\n" % len(last) + b"".join(
-                    [b"$%d\r\n%s\r\n" % (len(a), a) for a in last])
-            if mirror.endswith(tail):
-                mirror.clear()
-                self._returned = 0
-                self._last = None
-                return
-        # Mid-frame (or unsure): validate the partial frame's headers and move the boundary.
-        pos = self._skip_returned()
-        command, _ = parse_one(mirror, pos, self._limits) if pos < len(mirror) else (None, pos)
-        if command is not None:   # the reader is behind what Redis would parse: resync
-            self._replay()
-            return
-        del mirror[:pos]
-        self._returned = 0
-        self._last = None
-
-    def _skip_returned(self) -> int:
-        pos, skipped, mirror, limits = 0, 0, self._mirror, self._limits
-        while skipped < self._returned:
-            command, pos = parse_one(mirror, pos, limits)
-            if command is None:
-                raise ProtocolError("invalid multibulk length")   # desync: malformed input
-            skipped += 1
-        return pos
-
-    def _replay(self) -> None:
-        """Hand the bytes after the last returned command to the reference parser."""
-        pos = self._skip_returned()
+    def _to_fallback(self) -> None:
         fallback = RequestParser(self._limits)
-        fallback.feed(bytes(self._mirror[pos:]))
+        if self._mirror:
+            fallback.feed(bytes(self._mirror))
         self._fallback = fallback
         self._reader = hiredis.Reader()
         self._mirror = bytearray()
-        self._returned = 0
-        self._last = None
+
+    def commands_into(self, sink) -> None:
+        """Append every complete command to `sink` (a list or deque); then raise a pending
+        ProtocolError. The server's hot path: one call per received chunk."""
+        if self._fallback is None:
+            gets, batch, size = self._reader.gets, [], 0
+            try:
+                while (command := gets()) is not False:
+                    if command.__class__ is not list:
+                        raise _Astray
+                    count = len(command)
+                    size += 4 if count < 10 else 3 + len(str(count))
+                    for arg in command:
+                        if arg.__class__ is not bytes:
+                            raise _Astray
+                        length = len(arg)
+                        size += length + (_BULK_HDR[length] if length < _HDR_MAX
+                                          else _bulk_overhead(length))
+                    if count:
+                        batch.append(command)
+            except (_Astray, hiredis.ProtocolError):
+                pass
+            else:
+                if size == len(self._mirror) and not self._reader.has_data():
+                    self._mirror.clear()
+                    sink.extend(batch)
+                    return
+            self._to_fallback()
+        fallback = self._fallback
+        try:
+            fallback.commands_into(sink)
+        finally:
+            if not fallback.buffered:
+                self._fallback = None
+                self._tail = b""
+
+    def next_command(self) -> list[bytes] | None:
+        """Return the next complete command, or None if more bytes are needed."""
+        if not self._ready and self._error is None:
+            try:
+                self.commands_into(self._ready)
+            except ProtocolError as error:
+                self._error = error
+        if self._ready:
+            return self._ready.popleft()
+        if self._error is not None:
+            raise self._error
+        return None
 
 
 def make_request_parser(limits: "ServerConfig | None" = None

@@ -149,7 +149,7 @@ class RespProtocol(asyncio.Protocol):
         pending, parser = self._pending, self._parser
         try:
             parser.feed(data)
-            parser.commands_into(pending.append)
+            parser.commands_into(pending)
         except QueryBufferExceeded:
             log.warning("closing client %s: query buffer over client_query_buffer_limit",
                         self.session.address)

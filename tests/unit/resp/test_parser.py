@@ -216,12 +216,28 @@ def test_parser_large_value_across_many_chunks(parser_cls):
     assert commands == [[b"SET", b"k", value], [b"GET", b"k"]]
 
 
-def test_parser_hiredis_simple_string_element_is_a_known_difference():
-    # Documented in resp.py: inside a complete frame hiredis cannot tell +x from $1 x.
-    assert parse_all(HiredisRequestParser, b"*1\r\n+PING\r\n" + frame(b"PING")) in (
-        [[b"PING"], [b"PING"]],)
-    assert error_of(RequestParser, b"*1\r\n+PING\r\n") == (
+def test_parser_simple_string_element_is_rejected_even_in_a_whole_frame(parser_cls):
+    assert error_of(parser_cls, frame(b"PING") + b"*1\r\n+PING\r\n") == (
         b"-ERR Protocol error: expected '$', got '+'\r\n")
+
+
+@pytest.mark.parametrize("data", [
+    b"*3000000000\r\n", b"*1\r\n*3000000000\r\n", b"*2\r\n$1\r\na\r\n*4000000000\r\n",
+])
+def test_parser_huge_array_counts_never_reach_hiredis(parser_cls, data):
+    parser = parser_cls()
+    with pytest.raises(ProtocolError):
+        for i in range(0, len(data), 3):      # split headers across chunks too
+            parser.feed(data[i:i + 3])
+            parser.next_command()
+    if parser_cls is HiredisRequestParser:
+        assert not parser._mirror
+
+
+def test_parser_value_that_looks_like_a_big_array_is_fine(parser_cls):
+    value = b"*12345678\r\n" * 3
+    assert parse_all(parser_cls, frame(b"SET", b"k", value) + frame(b"GET", b"k")) == [
+        [b"SET", b"k", value], [b"GET", b"k"]]
 
 
 # --------------------------------------------------------------------------------- parity
@@ -259,7 +275,7 @@ def _outcome(parser_cls, data: bytes, cuts: list[int], batch: bool = False):
         for start, end in zip(bounds, bounds[1:]):
             parser.feed(data[start:end])
             if batch:
-                parser.commands_into(commands.append)
+                parser.commands_into(commands)
             else:
                 while (command := parser.next_command()) is not None:
                     commands.append(command)
@@ -283,7 +299,7 @@ def test_parser_commands_into_appends_then_raises(parser_cls):
     parser.feed(frame(b"PING") + b"*1\r\n:1\r\n")
     commands: list = []
     with pytest.raises(ProtocolError, match="expected '\\$', got ':'"):
-        parser.commands_into(commands.append)
+        parser.commands_into(commands)
     assert commands == [[b"PING"]]
 
 
