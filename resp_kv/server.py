@@ -21,6 +21,11 @@ Durability lives at the reply boundary (Redis AOF style): before a batch's repli
 `before_reply()` (the node's `DurableStore.barrier`) pushes the buffered WAL to the OS, or under
 `--fsync always` returns the group commit's future; replies then wait, in order, until it
 resolves. A failed fsync closes the connection without acknowledging anything.
+
+Measured (issue 2, 2-core VM under load, FakeBackend, redis-benchmark -c 50 SET+GET): server
+CPU 5.5 us/command at -P 16 and 21 us at -P 1, against 1.65 / 8.7 us for a minimal
+uvloop+hiredis+dict server on the same box. On the real node (py-spy, GET -P 16) parsing,
+dispatch and this shell are ~10% of the CPU; the kernel send inside `transport.write` ~28%.
 """
 
 from __future__ import annotations
