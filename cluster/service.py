@@ -126,6 +126,20 @@ class Cluster:
             return self.replica.read(key, key_token(key))
         return await self.coordinator.get(key)
 
+    async def get_current(self, key: bytes, now_ms: int) -> Current | None:
+        """Return the key's live winner (what GET answers) after R replicas answered."""
+        if self.solo:
+            raw = self.replica.read_encoded(key, key_token(key))
+            return versioning.winner_of_encoded(raw, now_ms) if raw is not None else None
+        return versioning.winner(await self.coordinator.get(key), now_ms)
+
+    async def get_many_current(self, keys: list[bytes], now_ms: int) -> list[Current | None]:
+        if self.solo:
+            read, peek = self.replica.read_encoded, versioning.winner_of_encoded
+            return [None if (raw := read(key, key_token(key))) is None else peek(raw, now_ms)
+                    for key in keys]
+        return [versioning.winner(siblings, now_ms) for siblings in await self.get_many(keys)]
+
     async def get_many(self, keys: list[bytes]) -> list[list[Sibling]]:
         if self.solo:
             read = self.replica.read

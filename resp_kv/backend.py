@@ -77,20 +77,17 @@ class ClusterBackend:
 
     async def get(self, key: bytes) -> Current | None:
         try:
-            siblings = await self._cluster.get(key)
+            return await self._cluster.get_current(key, _now_ms())
         except QuorumNotReached as error:
             raise _quorum_error(error) from None
         except PeerUnavailable as error:
             raise NoQuorum(str(error)) from None
-        return versioning.winner(siblings, _now_ms())
 
     async def get_many(self, keys: list[bytes]) -> list[Current | None]:
         try:
-            results = await self._cluster.get_many(keys)
+            return await self._cluster.get_many_current(keys, _now_ms())
         except QuorumNotReached as error:
             raise _quorum_error(error) from None
-        now_ms = _now_ms()
-        return [versioning.winner(siblings, now_ms) for siblings in results]
 
     async def put(self, key: bytes, value: bytes, expire_at_ms: int = 0,
                   context: bytes | None = None) -> None:

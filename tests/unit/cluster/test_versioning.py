@@ -268,3 +268,18 @@ def test_sync_one_and_one_fast_path_matches_general_path(states) -> None:
     covered = Sibling(("n1@a", 1), {}, b"x", 1)
     assert v.sync([covered], [Sibling(("n2@b", 1), {"n1@a": 1}, b"y", 2)]) == \
         [Sibling(("n2@b", 1), {"n1@a": 1}, b"y", 2)]
+
+
+# --- winner_of_encoded: the single-node GET fast path must agree with decode + winner ---------
+
+@given(siblings_st, st.integers(0, 2**64 - 1))
+@settings(max_examples=300, deadline=None)
+def test_winner_of_encoded_equals_winner_of_decoded(siblings, now_ms) -> None:
+    data = v.encode_siblings(siblings)
+    assert v.winner_of_encoded(data, now_ms) == v.winner(v.decode_siblings(data), now_ms)
+
+
+def test_winner_of_encoded_rejects_a_truncated_set() -> None:
+    data = v.encode_siblings([Sibling(("a@1", 1), {"b@2": 4}, b"value", 5, 0)])
+    with pytest.raises(ValueError):
+        v.winner_of_encoded(data[:-3], 0)
