@@ -8,13 +8,14 @@ contexts (a write over a context that does not cover every version keeps the unc
 from __future__ import annotations
 
 import re
+import socket
 import time
 from typing import Iterator
 
 import pytest
 import redis
 
-from tests.helpers.harness import ClusterHarness
+from tests.helpers.harness import HOST, ClusterHarness
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +172,40 @@ def test_vclock_errors_keep_the_connection(r: redis.Redis) -> None:
         r.execute_command("SET", "k", "v", "VCLOCK")
     assert r.ping() is True
     assert r.get("k") is None
+
+
+def test_vclock_raw_reply_types_in_resp2_and_resp3(kv: ClusterHarness) -> None:
+    """Exact wire types: bulk context, array of [bulk|nil, bulk, integer]; nil is `_` in RESP3."""
+    def call(sock_file, sock, *args: bytes) -> bytes:
+        sock.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        return sock_file.readline()
+
+    kv.client(0).delete("raw")
+    kv.client(0).set("raw", "v")
+    kv.client(0).delete("raw")                            # one tombstone sibling
+    for protocol, nil in ((b"2", b"$-1\r\n"), (b"3", b"_\r\n")):
+        sock = socket.create_connection((HOST, kv.port()), timeout=10)
+        f = sock.makefile("rb")
+        try:
+            sock.sendall(b"*2\r\n$5\r\nHELLO\r\n$1\r\n%s\r\n" % protocol)
+            hello = f.readline()
+            count = int(hello[1:-2]) * (2 if hello.startswith(b"%") else 1)
+            for _ in range(count):                        # skip the HELLO reply's elements
+                line = f.readline()
+                if line.startswith(b"$"):
+                    f.readline()
+                elif line.startswith(b"*"):
+                    assert line == b"*0\r\n"              # modules: empty
+            assert call(f, sock, b"VCLOCK", b"raw") == b"*2\r\n"
+            assert f.readline().startswith(b"$") and f.readline()      # context bulk
+            assert f.readline() == b"*1\r\n"                            # one sibling
+            assert f.readline() == b"*3\r\n"
+            assert f.readline() == nil                                  # tombstone value
+            assert f.readline().startswith(b"$") and f.readline()      # clock bulk
+            assert f.readline().startswith(b":")                        # timestamp integer
+            assert call(f, sock, b"VCLOCK", b"never") == b"*2\r\n"
+            assert f.readline() == b"$0\r\n" and f.readline() == b"\r\n"
+            assert f.readline() == b"*0\r\n"
+        finally:
+            f.close()
+            sock.close()
