@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import re
+import socket
 import sys
 from pathlib import Path
 
@@ -88,6 +89,9 @@ def config_from_args(argv: list[str] | None = None) -> tuple[Config, str]:
     args = parser.parse_args(argv)
     peer_port = args.peer_port if args.peer_port is not None else args.port + 10000
     advertise = args.advertise or args.bind
+    if advertise in ("0.0.0.0", "::", ""):
+        # Peers cannot dial a wildcard; the host name is what a container or host resolves to.
+        advertise = socket.gethostname()
     node_id = args.node_id or f"{advertise}-{args.port}"
     if not _NODE_ID.match(node_id):
         parser.error(f"--node-id {node_id!r}: use letters, digits, '-', '_' and '.' only")
@@ -99,9 +103,6 @@ def config_from_args(argv: list[str] | None = None) -> tuple[Config, str]:
         parser.error("need 1 <= read-quorum, write-quorum <= replicas")
     if args.vnodes < 1:
         parser.error("--vnodes must be at least 1")
-    if advertise in ("0.0.0.0", "::"):
-        parser.error("--advertise: peers cannot reach a wildcard address; give this node's "
-                     "reachable address (or host name) with --advertise")
     seeds = tuple(s.strip() for s in args.seeds.split(",") if s.strip())
     return Config(
         server=ServerConfig(

@@ -56,3 +56,11 @@ def test_cli_rejects_bad_settings(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         config_from_args(argv)
     assert exited.value.code == 2
+
+
+def test_cli_wildcard_bind_advertises_the_host_name() -> None:
+    import socket
+    config, _ = config_from_args(["--bind", "0.0.0.0"])
+    assert config.cluster.bind == "0.0.0.0"
+    assert config.cluster.advertise == socket.gethostname()
+    assert config.cluster.node_id == f"{socket.gethostname()}-6379"
