@@ -38,6 +38,7 @@ class StorageConfig:
     block_size_bytes: int = 4096
     bloom_bits_per_key: int = 10
     l0_compaction_trigger: int = 4
+    block_cache_bytes: int = 64 * 1024 * 1024   # decoded SSTable blocks, shared by all tables (LRU)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,10 @@ class Bloom:
 
     def may_contain(self, key: bytes) -> bool:
         h1, h2 = _hash64(key)
+        return self.may_contain_hashed(h1, h2)
+
+    def may_contain_hashed(self, h1: int, h2: int) -> bool:
+        """`may_contain` for a key whose `key_hash` is (h1, h2): hash once, probe many tables."""
         m, bits = self._m, self._bits
         pos, step = h1 % m, h2 % m          # then small-int adds: same positions, no bigints
         for _ in self._rounds:

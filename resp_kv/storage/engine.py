@@ -12,7 +12,9 @@ wait for the thread; past that, a write blocks until one is flushed (back-pressu
 memory).
 
 Read path: active memtable, frozen memtables newest first, then SSTables newest first; the first
-source that knows the key wins (a tombstone reads as None).
+source that knows the key wins (a tombstone reads as None). The key is hashed for the bloom
+filters once per lookup, and all tables share one BlockCache of `block_cache_bytes`; a table
+retired by compaction has its blocks evicted.
 
 Threads: every public method except `wal_sync` is for one thread (the event loop). The
 background thread never touches the active memtable; it publishes flush and compaction results
@@ -37,6 +39,8 @@ from resp_kv.config import StorageConfig
 from .compaction import Aborted, CompactionFilter, Pacer, collect_garbage, merge, paced, pick
 from .env import Env, OsEnv
 from .errors import CorruptionError, StorageClosed
+from .block_cache import BlockCache
+from .bloom import key_hash
 from .format import SST_SUFFIX, TMP_SUFFIX, WAL_SUFFIX, parse_number, sst_name, wal_name
 from .manifest import ManifestState, TableMeta, load_manifest, store_manifest
 from .memtable import Memtable
@@ -51,8 +55,8 @@ MAX_IMMUTABLES = 4
 class _Table(SSTableReader):
     """An open SSTable plus its manifest entry."""
 
-    def __init__(self, env: Env, path: Path, meta: TableMeta) -> None:
-        super().__init__(env, path)
+    def __init__(self, env: Env, path: Path, meta: TableMeta, cache: BlockCache) -> None:
+        super().__init__(env, path, cache)
         self.meta = meta
 
 
@@ -64,6 +68,7 @@ class LSMStore:
         self._dir, self._config, self._env = directory, config, env
         self._filter = compaction_filter
         self._limit = config.memtable_limit_bytes
+        self._cache = BlockCache(config.block_cache_bytes)
         self._closed = False
         self._cv = threading.Condition()
         self._file_lock = threading.Lock()
@@ -119,7 +124,7 @@ class LSMStore:
         path = self._dir / sst_name(meta.file_no)
         if not self._env.exists(path):
             raise CorruptionError(path, "listed in the manifest but missing")
-        return _Table(self._env, path, meta)
+        return _Table(self._env, path, meta, self._cache)
 
     def _new_file_number(self) -> int:
         with self._file_lock:
@@ -145,10 +150,12 @@ class LSMStore:
             value = mem.data.get(key, MISSING)
             if value is not MISSING:
                 return value
-        for table in tables:
-            value = table.get(key)
-            if value is not MISSING:
-                return value
+        if tables:
+            h1, h2 = key_hash(key)
+            for table in tables:
+                value = table.get_hashed(key, h1, h2)
+                if value is not MISSING:
+                    return value
         return None
 
     def put(self, key: bytes, value: bytes) -> None:
@@ -322,7 +329,7 @@ class LSMStore:
         size, entries = write_table(self._env, path, paced(mem.items(), pacer),
                                     self._config.block_size_bytes, self._config.bloom_bits_per_key,
                                     pacer.tick)
-        return _Table(self._env, path, TableMeta(number, 0, size, entries))
+        return _Table(self._env, path, TableMeta(number, 0, size, entries), self._cache)
 
     def _flush_immutable(self, mem: Memtable) -> None:
         table = self._write_memtable(mem, self._stopping)
@@ -356,6 +363,7 @@ class LSMStore:
                 self._compactions += 1
             for table in inputs:
                 self._retired_bloom_negatives += table.bloom_negatives
+                table.retire()
                 self._env.remove(table.path)     # the fd stays open until the reader is dropped
         if full is not None:
             with self._cv:
@@ -373,4 +381,4 @@ class LSMStore:
         if entries == 0:
             self._env.remove(path)
             return ()
-        return (_Table(self._env, path, TableMeta(number, level, size, entries)),)
+        return (_Table(self._env, path, TableMeta(number, level, size, entries), self._cache),)

@@ -16,8 +16,11 @@ All integers big-endian. Blocks hold about `block_size_bytes` each; the sparse i
 first key of every block in memory, so a lookup is: bloom -> bisect index -> one pread -> bisect
 in the decoded block. The end-offset tables let a block decode with one unpack and one
 slicing comprehension per area, with no branch per entry (bench/storage_stall.py "get sstable"). Every block crc is checked on every read (a bad one raises CorruptionError
-naming the file): never serve wrong data. A small per-table cache of decoded blocks (event-loop
-`get` only) makes repeated hits a dict lookup plus a bisect.
+naming the file): never serve wrong data. Decoded blocks read by `get` go to a BlockCache
+(block_cache.py), shared by all tables of a store; `items` (scans, compaction) bypasses it.
+The bloom filter comes first: most probes of a table are for keys it lacks (the key lives in an
+older table, or a write checks for siblings of a new key), and a negative costs about one probe.
+A store hashes the key once per lookup and passes the hash to every table (`get_hashed`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from .block_cache import BlockCache, new_cache_id
 from .bloom import Bloom, build_bloom, key_hash
 from .env import Env
 from .errors import CorruptionError
@@ -35,7 +39,7 @@ from .format import (KIND_DELETE, KIND_PUT, SST_ENDS, SST_FOOTER, SST_INDEX_ENTR
                      SST_VERSION, U32, crc32)
 
 MISSING = object()                 # "this table says nothing about the key" (not a tombstone)
-_BLOCK_CACHE_ENTRIES = 64
+_PRIVATE_CACHE_BYTES = 1024 * 1024     # a reader opened without a shared cache
 _WRITE_CHUNK_BYTES = 256 * 1024
 
 
@@ -145,7 +149,7 @@ def write_table(env: Env, path: Path, entries: Iterable[tuple[bytes, bytes | Non
 class SSTableReader:
     """An open table. `get` is for the event-loop thread; `items` may run on any thread."""
 
-    def __init__(self, env: Env, path: Path) -> None:
+    def __init__(self, env: Env, path: Path, cache: BlockCache | None = None) -> None:
         self._env, self.path = env, path
         self._file = env.open(path, "rb")
         try:
@@ -154,7 +158,8 @@ class SSTableReader:
         except BaseException:
             self._file.close()
             raise
-        self._cache: dict[int, tuple[list[bytes], list[bytes | None]]] = {}
+        self.cache = cache if cache is not None else BlockCache(_PRIVATE_CACHE_BYTES)
+        self.cache_id = new_cache_id()
         self.bloom_negatives = 0
 
     def _corrupt(self, detail: str) -> CorruptionError:
@@ -209,18 +214,22 @@ class SSTableReader:
 
     def get(self, key: bytes) -> bytes | None | object:
         """Return the value, None for a tombstone, or MISSING if this table lacks the key."""
-        if not self._bloom.may_contain(key):
+        h1, h2 = key_hash(key)
+        return self.get_hashed(key, h1, h2)
+
+    def get_hashed(self, key: bytes, h1: int, h2: int) -> bytes | None | object:
+        """`get` for a key whose `key_hash` is (h1, h2) (a store hashes once per lookup)."""
+        if not self._bloom.may_contain_hashed(h1, h2):
             self.bloom_negatives += 1
             return MISSING
         i = bisect_right(self._first_keys, key) - 1
         if i < 0:
             return MISSING
-        block = self._cache.get(i)
+        cache_key = (self.cache_id, i)
+        block = self.cache.lookup(cache_key)
         if block is None:
             block = self._read_block(i)
-            if len(self._cache) >= _BLOCK_CACHE_ENTRIES:
-                del self._cache[next(iter(self._cache))]
-            self._cache[i] = block
+            self.cache.insert(cache_key, block)
         keys = block.keys
         j = bisect_left(keys, key)
         if j < len(keys) and keys[j] == key:
@@ -241,6 +250,10 @@ class SSTableReader:
             if hi < len(keys):
                 return
 
+    def retire(self) -> None:
+        """Drop this table's cached blocks for good (compaction replaced it)."""
+        self.cache.evict_table(self.cache_id)
+
     def close(self) -> None:
         self._file.close()
 
@@ -251,9 +264,11 @@ class SSTableReader:
 
 
 class _Block:
-    """A decoded block: keys eagerly (for bisect), values on demand."""
+    """A decoded block: keys eagerly (for bisect), values on demand. `charge` estimates its
+    memory for the BlockCache: the raw bytes plus, per entry, a key object and list slot
+    (33 + 8) and an end offset int and tuple slot (28 + 8)."""
 
-    __slots__ = ("keys", "_value_area", "_value_ends", "_kinds")
+    __slots__ = ("keys", "_value_area", "_value_ends", "_kinds", "charge")
 
     def __init__(self, raw: bytes) -> None:
         (n,) = U32.unpack_from(raw, 0)
@@ -269,6 +284,7 @@ class _Block:
         self._value_area = raw[value_at:-4]
         self._value_ends = value_ends
         self._kinds = raw[kinds_at:key_at]
+        self.charge = len(raw) + 80 * n + 200
 
     def value(self, j: int) -> bytes | None:
         if self._kinds[j] == KIND_DELETE:
