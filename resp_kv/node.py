@@ -6,8 +6,10 @@ SIGTERM/SIGINT trigger: stop accepting clients and finish in-flight commands -> 
 cluster's background work -> flush and close the engine -> exit 0 (uvicorn `Server.shutdown`,
 mini-redis `shutdown.rs`).
 
-Storage corruption found while opening stops the node with a message naming the file and exit
-status 2; nothing is served from a store that failed its checks.
+Storage corruption found while starting (opening the engine, or the cluster's first reads)
+stops the node with a message naming the file and exit status 2; nothing is served from a store
+that failed its checks. A port that cannot be bound exits 1, a data dir locked by another
+process 3.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from resp_kv.storage.errors import CorruptionError
 
 log = logging.getLogger("resp_kv.node")
 
+EXIT_CANNOT_LISTEN = 1
 EXIT_CORRUPTION = 2
 EXIT_IN_USE = 3
 
@@ -82,8 +85,15 @@ class Node:
                             before_reply=store.barrier)
         background: set[asyncio.Task] = set()
         try:
-            await cluster.start()
-            await server.start()
+            try:
+                await cluster.start()       # reads the store (key counts, hints, Merkle leaves)
+                await server.start()
+            except CorruptionError as error:
+                log.critical("storage corruption, refusing to serve: %s", error)
+                return EXIT_CORRUPTION
+            except OSError as error:        # a port in use, an address we cannot bind
+                log.error("cannot start: %s", error)
+                return EXIT_CANNOT_LISTEN
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stop.set)
@@ -95,12 +105,18 @@ class Node:
             await self._stop.wait()
             log.info("shutting down")
         finally:
-            await server.stop()
-            await cluster.stop()
             self._stop.set()
-            for task in background:
-                await task
-            store.close()
+            # Each step runs even if an earlier one failed (a half-started node still closes
+            # its files and releases the data dir): the order is the contract, not all-or-none.
+            for step in (server.stop, cluster.stop, *[lambda t=t: t for t in background]):
+                try:
+                    await step()
+                except Exception:
+                    log.exception("shutdown step %s failed", getattr(step, "__qualname__", step))
+            try:
+                store.close()
+            except Exception:
+                log.exception("closing the store failed")
             os.close(lock_fd)
         log.info("bye")
         return 0
