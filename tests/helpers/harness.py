@@ -137,6 +137,7 @@ class ClusterHarness:
         """SIGTERM node i, wait for it, and assert it shut down cleanly (exit code 0)."""
         node = self.nodes[i]
         node.signal(signal.SIGTERM)
+        node.signal(signal.SIGCONT)     # a paused node would hold SIGTERM pending forever
         try:
             code = node.popen.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
