@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from resp_kv.commands import BATCH_FULL, Dispatcher, command_table
 from resp_kv.commands.spec import Session
 from resp_kv.resp import ProtocolError, QueryBufferExceeded, make_request_parser
+from resp_kv.resume import resume
 
 if TYPE_CHECKING:
     from resp_kv.backend import Backend
@@ -51,11 +52,7 @@ log = logging.getLogger("resp_kv.server")
 
 
 class _Resume:
-    """Await a coroutine that was started by hand with `send(None)` and yielded `first`.
-
-    Everything the event loop sends or throws goes to the coroutine, so futures and
-    cancellation behave as if a task had awaited it from the start.
-    """
+    """Await a coroutine that was started by hand with `send(None)` and yielded `first`."""
 
     __slots__ = ("_coro", "_first")
 
@@ -63,20 +60,7 @@ class _Resume:
         self._coro, self._first = coro, first
 
     def __await__(self):
-        coro, yielded = self._coro, self._first
-        try:
-            while True:
-                try:
-                    sent = yield yielded
-                except GeneratorExit:
-                    coro.close()
-                    raise
-                except BaseException as error:  # noqa: BLE001 - forwarded into the coroutine
-                    yielded = coro.throw(error)
-                else:
-                    yielded = coro.send(sent)
-        except StopIteration as stop:
-            return stop.value
+        return (yield from resume(self._coro, self._first))
 
 
 class RespProtocol(asyncio.Protocol):

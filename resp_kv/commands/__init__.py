@@ -20,6 +20,7 @@ from resp_kv.commands import admin, connection, custom, keys, server, strings
 from resp_kv.commands.spec import CommandSpec, Session
 from resp_kv.errors import CommandError, NoAuth, UnknownCommand, WrongArity
 from resp_kv.resp import encode, encode_error
+from resp_kv.resume import resume
 
 if TYPE_CHECKING:
     from resp_kv.config import Config
@@ -234,20 +235,9 @@ class PendingReply:
         self._dispatcher, self._coro, self._first, self._args = dispatcher, coro, first, args
 
     def __await__(self):
-        coro, yielded, dispatcher = self._coro, self._first, self._dispatcher
+        dispatcher = self._dispatcher
         try:
-            while True:
-                try:
-                    sent = yield yielded
-                except GeneratorExit:
-                    coro.close()
-                    raise
-                except BaseException as error:  # noqa: BLE001 - forwarded into the handler
-                    yielded = coro.throw(error)
-                else:
-                    yielded = coro.send(sent)
-        except StopIteration as stop:
-            reply = stop.value
+            reply = yield from resume(self._coro, self._first)
         except CommandError as error:
             dispatcher._state.total_error_replies += 1
             return encode_error(error)
