@@ -53,6 +53,11 @@ class BlockCache:
                 pass
         return block
 
+    def lookup_parts(self):
+        """(get, move_to_end) of the underlying OrderedDict, for a caller that inlines
+        `lookup` on its hot path. move_to_end may raise KeyError (see `lookup`)."""
+        return self._get, self._touch
+
     def insert(self, key: tuple[int, int], block) -> None:
         """Cache `block`, evicting LRU blocks to stay within capacity. A block larger than the
         whole cache, or one of a retired table, is not kept."""

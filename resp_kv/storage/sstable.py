@@ -160,6 +160,7 @@ class SSTableReader:
             raise
         self.cache = cache if cache is not None else BlockCache(_PRIVATE_CACHE_BYTES)
         self.cache_id = new_cache_id()
+        self._cache_get, self._cache_touch = self.cache.lookup_parts()
         self.bloom_negatives = 0
 
     def _corrupt(self, detail: str) -> CorruptionError:
@@ -226,14 +227,22 @@ class SSTableReader:
         if i < 0:
             return MISSING
         cache_key = (self.cache_id, i)
-        block = self.cache.lookup(cache_key)
+        block = self._cache_get(cache_key)            # BlockCache.lookup, inlined (hot path)
         if block is None:
             block = self._read_block(i)
             self.cache.insert(cache_key, block)
+        else:
+            try:
+                self._cache_touch(cache_key)
+            except KeyError:                          # evicted meanwhile by another thread
+                pass
         keys = block.keys
         j = bisect_left(keys, key)
         if j < len(keys) and keys[j] == key:
-            return block.value(j)
+            if block.kinds[j] == KIND_DELETE:         # _Block.value, inlined
+                return None
+            ends = block.value_ends
+            return block.value_area[ends[j - 1] if j else 0:ends[j]]
         return MISSING
 
     def items(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes | None]]:
@@ -268,7 +277,7 @@ class _Block:
     memory for the BlockCache: the raw bytes plus, per entry, a key object and list slot
     (33 + 8) and an end offset int and tuple slot (28 + 8)."""
 
-    __slots__ = ("keys", "_value_area", "_value_ends", "_kinds", "charge")
+    __slots__ = ("keys", "value_area", "value_ends", "kinds", "charge")
 
     def __init__(self, raw: bytes) -> None:
         (n,) = U32.unpack_from(raw, 0)
@@ -281,22 +290,22 @@ class _Block:
             raise ValueError("lengths do not add up")
         key_area = raw[key_at:value_at]
         self.keys = [key_area[a:b] for a, b in zip((0, *key_ends[:-1]), key_ends)]
-        self._value_area = raw[value_at:-4]
-        self._value_ends = value_ends
-        self._kinds = raw[kinds_at:key_at]
+        self.value_area = raw[value_at:-4]
+        self.value_ends = value_ends
+        self.kinds = raw[kinds_at:key_at]
         self.charge = len(raw) + 80 * n + 200
 
     def value(self, j: int) -> bytes | None:
-        if self._kinds[j] == KIND_DELETE:
+        if self.kinds[j] == KIND_DELETE:
             return None
-        return self._value_area[self._value_ends[j - 1] if j else 0:self._value_ends[j]]
+        return self.value_area[self.value_ends[j - 1] if j else 0:self.value_ends[j]]
 
     def values(self) -> list[bytes | None]:
-        ends = self._value_ends
-        area = self._value_area
+        ends = self.value_ends
+        area = self.value_area
         values: list[bytes | None] = [area[a:b] for a, b in zip((0, *ends[:-1]), ends)]
-        if KIND_DELETE in self._kinds:
-            for j, kind in enumerate(self._kinds):
+        if KIND_DELETE in self.kinds:
+            for j, kind in enumerate(self.kinds):
                 if kind == KIND_DELETE:
                     values[j] = None
         return values
