@@ -12,6 +12,7 @@ handler. Every outcome is encoded reply bytes; a handler bug becomes `-ERR inter
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
@@ -105,35 +106,67 @@ class Dispatcher:
         """
         fast, session, state = self._fast, self.session, self._state
         processed = 0
+        in_flight: set[bytes] | None = None     # keys of suspended commands still running
         try:
             while queue:
                 if len(out) >= limit:
+                    if in_flight is not None:
+                        await _settle(out)
                     return BATCH_FULL
                 args = queue.popleft()
                 if args.__class__ is not list:
+                    if in_flight is not None:
+                        await _settle(out)
                     return args
                 entry = fast.get(args[0])
                 if entry is None or (self._auth_required and not session.authenticated):
+                    if in_flight is not None:
+                        await _settle(out)
+                        in_flight = None
                     reply = self._run_checked(args)
                     out.append(reply if reply.__class__ is bytes else await reply)
                     if session.closing:
                         return None
                     continue
-                handler, arity = entry
+                handler, arity, key_at = entry
                 count = len(args)
                 if count != arity and (arity > 0 or count < -arity):
                     out.append(self._run_checked(args))    # the arity error: never suspends
                     continue
+                if in_flight is not None:
+                    # Ordering barrier: a command touching a key still in flight, or with no
+                    # key at all (DBSIZE, SCAN, QUIT...), waits for everything started before it.
+                    keys = _keys(args, key_at)
+                    if keys is None or not in_flight.isdisjoint(keys):
+                        await _settle(out)
+                        in_flight = None
                 session.last_command = args[0]
                 processed += 1
+                coro = handler(session, args[1:])
                 try:
-                    reply = await handler(session, args[1:])
+                    yielded = coro.send(None)
+                except StopIteration as stop:
+                    reply = stop.value
                 except CommandError as error:
                     state.total_error_replies += 1
                     out.append(encode_error(error))
                     continue
                 except Exception:
                     out.append(self._internal_error(args))
+                    continue
+                else:
+                    # Suspended (a quorum wait): let it finish concurrently and go on with the
+                    # pipeline, so one connection's commands share peer round trips. Its reply
+                    # keeps its place in `out`; _settle() fills it in before anything is written.
+                    out.append(_in_background(PendingReply(self, coro, yielded, args)))
+                    keys = _keys(args, key_at)
+                    if keys is None:                # keyless: nothing may overtake it
+                        await _settle(out)
+                        in_flight = None
+                    elif in_flight is None:
+                        in_flight = set(keys)
+                    else:
+                        in_flight.update(keys)
                     continue
                 cls = reply.__class__
                 if cls is bytes:
@@ -146,6 +179,8 @@ class Dispatcher:
                     out.append(self._encode(reply, args))
                     if session.closing:             # QUIT, SHUTDOWN
                         return None
+            if in_flight is not None:
+                await _settle(out)
             return None
         finally:
             state.total_commands_processed += processed
@@ -156,7 +191,7 @@ class Dispatcher:
         session = self.session
         if entry is None or (self._auth_required and not session.authenticated):
             return self._run_checked(args)
-        handler, arity = entry
+        handler, arity, _ = entry
         count = len(args)
         if count != arity and (arity > 0 or count < -arity):
             return self._run_checked(args)
@@ -251,13 +286,53 @@ class PendingReply:
 _FAST_CACHE: dict[int, dict[bytes, tuple]] = {}
 
 
+# Keyless commands that may run while keyed ones are in flight: they observe nothing.
+_ORDER_FREE = frozenset((b"PING", b"ECHO"))
+
+
+def _key_positions(spec: CommandSpec) -> tuple[int, int, int] | None:
+    """(first, last, step) of the spec's keys; None = orders with everything (see drain)."""
+    if spec.name in _ORDER_FREE:
+        return (0, -1, 0)                        # no keys, never a barrier
+    if spec.first_key <= 0 or spec.key_step <= 0:
+        return None
+    return (spec.first_key, spec.last_key, spec.key_step)
+
+
+def _keys(args: list[bytes], key_at: tuple[int, int, int] | None) -> list[bytes] | None:
+    """The keys among `args` per COMMAND key positions, or None for an order-sensitive
+    keyless command."""
+    if key_at is None:
+        return None
+    first, last, step = key_at
+    if step == 0:
+        return []
+    end = len(args) + last if last < 0 else last
+    return args[first:end + 1:step]
+
+
+async def _await(pending: "PendingReply") -> bytes:
+    return await pending
+
+
+def _in_background(pending: "PendingReply") -> asyncio.Task:
+    return asyncio.get_running_loop().create_task(_await(pending))
+
+
+async def _settle(out: list) -> None:
+    """Replace every in-flight placeholder of `out` with its encoded reply, in order."""
+    for i, item in enumerate(out):
+        if item.__class__ is not bytes:
+            out[i] = await item
+
+
 def _fast_table(table: dict[bytes, CommandSpec]) -> dict[bytes, tuple]:
-    """name as clients usually spell it (UPPER, lower) -> (handler, arity), for commands any
-    authenticated client may run. Everything else takes `_run_checked`."""
+    """name as clients usually spell it (UPPER, lower) -> (handler, arity, key positions), for
+    commands any authenticated client may run. Everything else takes `_run_checked`."""
     fast = _FAST_CACHE.get(id(table))
     if fast is None:
         fast = {}
         for name, spec in table.items():
-            fast[name] = fast[name.lower()] = (spec.handler, spec.arity)
+            fast[name] = fast[name.lower()] = (spec.handler, spec.arity, _key_positions(spec))
         _FAST_CACHE[id(table)] = fast
     return fast
