@@ -260,8 +260,10 @@ class AntiEntropy:
             siblings = versioning.decode_siblings(value)
         except ValueError:
             return False
-        if not versioning.is_dead(siblings, now_ms):
-            return False
+        return versioning.is_dead(siblings, now_ms) and self.may_collect(store_key, siblings)
+
+    def may_collect(self, store_key: bytes, siblings: list) -> bool:
+        """Return True if the dead data record `siblings` may be dropped now (the GC gate)."""
         token = int.from_bytes(store_key[1:9], "big")
         if not self._collectable(token, siblings):
             return False

@@ -281,16 +281,16 @@ class Cluster:
         records, repair-gated). Runs on the compaction thread."""
         if key[:1] != b"d":
             return False
-        if self.antientropy is not None:             # repair-gated GC (cluster/antientropy.py)
-            if not self.antientropy.compaction_filter(key, value, now_ms):
-                return False
-        elif not self.solo:
-            return False
         try:
             siblings = versioning.decode_siblings(value)
         except ValueError:
             return False
         if not versioning.is_dead(siblings, now_ms):
+            return False
+        if self.antientropy is not None:             # repair-gated GC (cluster/antientropy.py)
+            if not self.antientropy.may_collect(key, siblings):
+                return False
+        elif not self.solo:
             return False
         live = expiring = 0
         for sibling in siblings:
