@@ -65,6 +65,18 @@ def node(tmp_path: Path) -> Iterator[ClusterHarness]:
         harness.kill_all()
 
 
+@pytest.fixture(scope="module")
+def kv(tmp_path_factory) -> Iterator[ClusterHarness]:
+    """One resp-kv node shared by a whole test module (for tests that do not restart it)."""
+    harness = ClusterHarness(tmp_path_factory.mktemp("node"), size=1)
+    try:
+        harness.start_all()
+        harness.wait_ready(timeout_s=30)
+        yield harness
+    finally:
+        harness.kill_all()
+
+
 @pytest.fixture
 def cluster3(tmp_path: Path) -> Iterator[ClusterHarness]:
     """Three resp-kv nodes, N=3 R=2 W=2, every node seeing the other two up."""

@@ -22,17 +22,6 @@ from tests.helpers.harness import HOST, ClusterHarness
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def kv(tmp_path_factory) -> Iterator[ClusterHarness]:
-    harness = ClusterHarness(tmp_path_factory.mktemp("badinput"), size=1)
-    try:
-        harness.start_all()
-        harness.wait_ready(timeout_s=30)
-        yield harness
-    finally:
-        harness.kill_all()
-
-
 def _connect(port: int, timeout_s: float = 10.0) -> socket.socket:
     sock = socket.create_connection((HOST, port), timeout=timeout_s)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

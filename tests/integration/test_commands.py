@@ -134,18 +134,6 @@ class Raw:
 # --- fixtures ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def kv(tmp_path_factory) -> Iterator[ClusterHarness]:
-    """One resp-kv node for the whole module."""
-    harness = ClusterHarness(tmp_path_factory.mktemp("commands"), size=1)
-    try:
-        harness.start_all()
-        harness.wait_ready(timeout_s=30)
-        yield harness
-    finally:
-        harness.kill_all()
-
-
-@pytest.fixture(scope="module")
 def ref_port(tmp_path_factory) -> Iterator[int]:
     """A real redis-server, the oracle for differential checks; stopped by its pid."""
     binary = shutil.which("redis-server")

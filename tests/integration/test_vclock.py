@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import socket
 import time
-from typing import Iterator
 
 import pytest
 import redis
@@ -20,17 +19,6 @@ from tests.helpers.harness import HOST, ClusterHarness
 pytestmark = pytest.mark.integration
 
 _CLOCK = re.compile(r"^[^:,]+:\d+(,[^:,]+:\d+)*$")
-
-
-@pytest.fixture(scope="module")
-def kv(tmp_path_factory) -> Iterator[ClusterHarness]:
-    harness = ClusterHarness(tmp_path_factory.mktemp("vclock"), size=1)
-    try:
-        harness.start_all()
-        harness.wait_ready(timeout_s=30)
-        yield harness
-    finally:
-        harness.kill_all()
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
