@@ -1,5 +1,10 @@
 """Merkle anti-entropy: always-current trees, the peer exchange, REPAIR, and the GC gate.
 
+Size: about 700 lines, past the ~600 we aim for, on purpose: the responder and initiator halves
+of one exchange protocol share its session views and counters, and read best side by side. The
+tree upkeep (merkle_keeper.py), the GC rule (gcgate.py) and the tree maths (merkle.py) are
+already their own modules.
+
 Not the tree arithmetic (merkle.py, pure), its upkeep (merkle_keeper.py), the GC rule
 (gcgate.py) or the transport (transport.py): this file serves and runs exchanges over the peer
 protocol, schedules them, answers REPAIR, and wires the write listener and the compaction
