@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -31,6 +32,13 @@ from resp_kv.storage.engine import LSMStore
 from resp_kv.storage.errors import CorruptionError
 
 log = logging.getLogger("resp_kv.node")
+
+# Cyclic-GC policy for a server: every request allocates short-lived futures, closures and
+# lists, and the default gen0 threshold (700) runs a collection every few requests. Measured on
+# a 3-node cluster (redis-benchmark -P 16, coordinator user CPU per request): GET 128 -> 61 us,
+# SET 136 -> 110 us with thresholds (100_000, 50, 1000). Cycles are still collected, just in
+# larger batches; startup objects are frozen out of every later sweep.
+GC_THRESHOLDS = (100_000, 50, 1000)
 
 EXIT_CANNOT_LISTEN = 1
 EXIT_CORRUPTION = 2
@@ -99,6 +107,8 @@ class Node:
                 loop.add_signal_handler(sig, self._stop.set)
             syncer = asyncio.create_task(store.run_everysec(self._stop), name="wal-everysec")
             background.add(syncer)
+            gc.freeze()
+            gc.set_threshold(*GC_THRESHOLDS)
             log.info("resp-kv node %s ready: clients on %s:%d, peers on %s:%d, data in %s",
                      config.cluster.node_id, config.server.bind, config.server.port,
                      config.server.bind, config.cluster.peer_port, data_dir)
