@@ -56,9 +56,17 @@ def key_where(cluster, predicate, n=3):
 
 
 async def settle():
-    for _ in range(20):
+    """Let every callback and task that is ready run (no timers: those are polled with until)."""
+    for _ in range(50):
         await asyncio.sleep(0)
-    await asyncio.sleep(0.01)
+
+
+async def until(predicate, timeout_s: float = 5.0) -> None:
+    """Poll `predicate` until true (message timeouts in FakeNetwork are real, 50 ms)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
 
 
 def local_value(cluster, key):
@@ -100,8 +108,7 @@ def test_write_meets_quorum_with_one_replica_down_and_hints_it() -> None:
         net, _, nodes = build(["a", "b", "c"])
         net.drop("c")                             # c is silent: its send times out
         await nodes["a"].put(b"k", b"v")
-        await asyncio.sleep(0.1)
-        assert nodes["a"].hints.pending == 1      # the coordinator hinted the failed primary
+        await until(lambda: nodes["a"].hints.pending == 1)   # the coordinator hinted the failed primary
         assert local_value(nodes["c"], b"k") is None
         net.heal()
         assert await nodes["a"].network.deliverer.deliver_once() == 1
@@ -215,9 +222,9 @@ def test_joining_node_streams_its_ranges() -> None:
         names = ["a", "b", "c", "d"]
         for cluster in (*nodes.values(), d):
             cluster.network.set_view(names, names)
-        await asyncio.sleep(0.2)
         mine = [b"key:%d" % i for i in range(50) if "d" in prefs(d, b"key:%d" % i)]
-        assert mine and all(local_value(d, k) == b"x" for k in mine)
+        assert mine
+        await until(lambda: all(local_value(d, k) == b"x" for k in mine))   # streamed to d
     run(scenario())
 
 
