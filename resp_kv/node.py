@@ -89,6 +89,7 @@ class Node:
         cluster = Cluster(config.cluster, store, MUTATORS)
         engine.set_compaction_filter(cluster.compaction_filter)
         state = ServerState(config)
+        state.shutdown_hook = self._stop.set      # SHUTDOWN: the same graceful path as SIGTERM
         server = RespServer(config, ClusterBackend(cluster, engine.stats), state,
                             before_reply=store.barrier)
         background: set[asyncio.Task] = set()

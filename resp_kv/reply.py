@@ -34,6 +34,19 @@ class Set(list):
     """A RESP3 set `~`; an array in RESP2."""
 
 
+class _NoReply:
+    """Nothing at all goes out: SHUTDOWN closes the connection without a reply, as Redis does
+    (redis-py's shutdown() treats any reply as a failure)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+NO_REPLY = _NoReply()
+
+
 OK = SimpleString("OK")
 PONG = SimpleString("PONG")
 QUEUED = SimpleString("QUEUED")

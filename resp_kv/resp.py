@@ -37,7 +37,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from resp_kv.errors import CommandError
-from resp_kv.reply import Double, Map, Set, SimpleString
+from resp_kv.reply import NO_REPLY, Double, Map, Set, SimpleString
 
 try:
     import hiredis
@@ -429,6 +429,8 @@ def encode(reply: Any, protocol: int = 2) -> bytes:
 
 
 def _encode_other(reply: Any, protocol: int) -> bytes:
+    if reply is NO_REPLY:
+        return b""
     if isinstance(reply, (list, tuple)):
         head = b"~%d\r\n" if protocol == 3 and isinstance(reply, Set) else b"*%d\r\n"
         return head % len(reply) + b"".join([encode(item, protocol) for item in reply])

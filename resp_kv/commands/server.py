@@ -22,7 +22,7 @@ from resp_kv import __version__ as RESP_KV_VERSION
 from resp_kv.commands.glob import match
 from resp_kv.commands.spec import CommandSpec, Session
 from resp_kv.errors import CommandError, SyntaxErr, UnknownSubcommand
-from resp_kv.reply import OK, Map, Set, SimpleString
+from resp_kv.reply import NO_REPLY, OK, Map, Set, SimpleString
 
 __all__ = ["SPECS", "info_text"]
 
@@ -466,7 +466,7 @@ async def shutdown(session: Session, args: list[bytes]) -> object:
         raise CommandError("Errors trying to SHUTDOWN. Check logs.")
     hook()
     session.closing = True
-    return OK
+    return NO_REPLY                             # Redis closes without replying
 
 
 def _spec(name: str, arity: int, handler, flags: tuple[str, ...], summary: str, since: str,

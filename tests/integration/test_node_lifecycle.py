@@ -58,3 +58,17 @@ def test_sigterm_exits_0_and_keeps_every_write(tmp_path) -> None:
         node.wait_ready()
         values = node.client(0).mget([f"key:{i}" for i in range(5000)])
         assert values == [str(i).encode() for i in range(5000)]
+
+
+def test_shutdown_command_stops_the_node_gracefully_like_redis(tmp_path) -> None:
+    with ClusterHarness(tmp_path, size=1) as node:
+        node.start_all()
+        node.wait_ready()
+        client = node.client(0)
+        client.set("k", "v")
+        client.shutdown()            # redis-py: success is the server closing without a reply
+        process = node.nodes[0].popen
+        assert process.wait(timeout=30) == 0
+        node.start(0)
+        node.wait_ready()
+        assert node.client(0).get("k") == b"v"
