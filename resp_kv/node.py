@@ -68,9 +68,6 @@ class Node:
         self.config = config
         self._stop = asyncio.Event()
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
     async def run(self) -> int:
         config = self.config
         data_dir = config.storage.data_dir
