@@ -85,6 +85,18 @@ class Coordinator:
     def _call(self, node: NodeId, verb: bytes, args: list) -> asyncio.Future:
         return self.network.transport.call(node, verb, args)
 
+    def _send(self, node: NodeId, verb: bytes, args: list, callback) -> None:
+        """Send a request whose answer goes to `callback(payload, error)` (error None on
+        success). The hot path: no future per peer call when the transport has `send`."""
+        transport = self.network.transport
+        send = getattr(transport, "send", None)
+        if send is not None:
+            send(node, verb, args, callback)
+            return
+        transport.call(node, verb, args).add_done_callback(
+            lambda f: callback(None, _failure(f)) if _failure(f) is not None
+            else callback(f.result(), None))
+
     # --- forwarding -------------------------------------------------------------------------
 
     async def _forward(self, token: int, verb: bytes, args: list):
@@ -126,19 +138,17 @@ class Coordinator:
         n, r, _ = self._sizes()
         network = self.network
         targets = plan_writes(network.ring, token, n, network.alive)
-        raws: dict[NodeId, bytes | None] = {}       # raw answers, for the repair comparison
-        waiter = _Waiter(ReadQuorum(len(targets), r))
-        futures = []
+        read = _Read(self, key, token, targets, ReadQuorum(len(targets), r))
+        waiter = read.waiter
         for target in targets:
             if target.node == self.me:
-                raw = raws[self.me] = self.cluster.replica.read_encoded(key, token)
-                waiter.record(self.me, versioning.decode_siblings(raw) if raw else [])
+                raw = read.raws[self.me] = self.cluster.replica.read_encoded(key, token)
+                read.local = (raw, versioning.decode_siblings(raw) if raw else [])
+                waiter.record(self.me, read.local[1])
+                read.answered += 1
                 continue
-            future = self._call(target.node, messages.GET,
-                                [key, (target.hint_for or "").encode()])
-            future.add_done_callback(
-                lambda f, node=target.node: self._read_answer(f, node, raws, waiter))
-            futures.append(future)
+            self._send(target.node, messages.GET, [key, (target.hint_for or "").encode()],
+                       read.answer_from(target.node))
         await waiter.wait()
         quorum = waiter.quorum
         if not quorum.succeeded:
@@ -146,35 +156,12 @@ class Coordinator:
         merged = quorum.merged()
         if sum(1 for s in merged if s.value is not None) > 1:
             self.cluster.stats["conflicts_detected"] += 1
-        pending = [f for f in futures if not f.done()]
-        if not pending:
-            self._read_repair(key, token, targets, quorum, raws)
-        else:
-            # No task per read: the last straggler's callback runs the repair.
-            remaining = [len(pending)]
-
-            def straggler_done(_: asyncio.Future) -> None:
-                remaining[0] -= 1
-                if not remaining[0]:
-                    self._read_repair(key, token, targets, quorum, raws)
-            for future in pending:
-                future.add_done_callback(straggler_done)
+        # No task per read: the repair runs once every asked replica answered or failed (now,
+        # or from the last straggler's callback).
+        read.merged_ready = True
+        if read.answered == len(targets):
+            self._read_repair(key, token, targets, quorum, read.raws)
         return merged
-
-    @staticmethod
-    def _read_answer(future: asyncio.Future, node: NodeId, raws: dict, waiter: _Waiter) -> None:
-        if future.cancelled():
-            waiter.record(node, "cancelled")
-            return
-        error = future.exception()
-        if error is not None:
-            waiter.record(node, error)
-            return
-        raw = raws[node] = future.result()
-        try:
-            waiter.record(node, versioning.decode_siblings(raw) if raw else [])
-        except ValueError as bad:
-            waiter.record(node, bad)
 
     def _read_repair(self, key: bytes, token: int, targets: list[Target], quorum: ReadQuorum,
                      raws: dict) -> None:
@@ -235,11 +222,8 @@ class Coordinator:
 
     def _send_put(self, key: bytes, token: int, encoded: bytes, survivors: list[Sibling],
                   target: Target, waiter: _Waiter, used: set[NodeId]) -> None:
-        future = self._call(target.node, messages.PUT,
-                            [key, encoded, (target.hint_for or "").encode()])
-
-        def done(f: asyncio.Future) -> None:
-            if not f.cancelled() and f.exception() is None:
+        def done(_payload, error: Exception | None) -> None:
+            if error is None:
                 waiter.record(target.node, None)
                 return
             owner = target.hint_for or target.node
@@ -248,13 +232,14 @@ class Coordinator:
             # is recorded instead of the failure).
             spare = None if waiter.quorum.succeeded else self._spare(token, used)
             if spare is None:
-                waiter.record(target.node, f.exception() if not f.cancelled() else "cancelled")
+                waiter.record(target.node, error)
                 return
             used.add(spare)
             self._send_put(key, token, encoded, survivors, Target(spare, hint_for=owner),
                            waiter, used)
 
-        future.add_done_callback(done)
+        self._send(target.node, messages.PUT, [key, encoded, (target.hint_for or "").encode()],
+                   done)
 
     def _spare(self, token: int, used: set[NodeId]) -> NodeId | None:
         alive = self.network.alive
@@ -379,6 +364,52 @@ class Coordinator:
     async def stop(self) -> None:
         for task in list(self._background):
             task.cancel()
+
+
+class _Read:
+    """One coordinated read's state, fed by the replicas' answers (no task, no future per
+    replica). A remote answer byte-identical to the local copy reuses the local decode."""
+
+    __slots__ = ("coordinator", "key", "token", "targets", "waiter", "raws", "local",
+                 "answered", "merged_ready")
+
+    def __init__(self, coordinator: "Coordinator", key: bytes, token: int,
+                 targets: list[Target], quorum: ReadQuorum) -> None:
+        self.coordinator = coordinator
+        self.key, self.token, self.targets = key, token, targets
+        self.waiter = _Waiter(quorum)
+        self.raws: dict[NodeId, bytes | None] = {}   # raw answers, for the repair comparison
+        self.local: tuple[bytes | None, list[Sibling]] | None = None
+        self.answered = 0                  # targets that answered or failed
+        self.merged_ready = False          # set once the read has answered its client
+
+    def answer_from(self, node: NodeId):
+        return lambda payload, error: self.answer(node, payload, error)
+
+    def answer(self, node: NodeId, raw, error: Exception | None) -> None:
+        if error is not None:
+            self.waiter.record(node, error)
+        else:
+            self.raws[node] = raw
+            local = self.local
+            if local is not None and raw == local[0]:
+                self.waiter.record(node, local[1])     # record() copies the list
+            else:
+                try:
+                    self.waiter.record(node, versioning.decode_siblings(raw) if raw else [])
+                except ValueError as bad:
+                    self.waiter.record(node, bad)
+        self.answered += 1
+        if self.merged_ready and self.answered == len(self.targets):
+            self.coordinator._read_repair(self.key, self.token, self.targets,
+                                          self.waiter.quorum, self.raws)
+
+
+def _failure(future: asyncio.Future) -> Exception | None:
+    """A done future's failure as an exception (cancellation included), or None."""
+    if future.cancelled():
+        return asyncio.CancelledError("peer call cancelled")
+    return future.exception()
 
 
 def _ignore(future: asyncio.Future) -> None:

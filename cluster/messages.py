@@ -78,9 +78,10 @@ def encode_value(value) -> bytes:
     raise TypeError(f"cannot encode {type(value).__name__} in a peer frame")
 
 
-def encode_request(verb: bytes, request_id: int, args) -> bytes:
-    """Encode one request frame (args: bytes / int / None / lists)."""
-    rid = b"%d" % request_id
+def encode_request(verb: bytes, request_id: int | bytes, args) -> bytes:
+    """Encode one request frame (request_id: an int or its decimal bytes; args: bytes / int /
+    None / lists)."""
+    rid = request_id if type(request_id) is bytes else b"%d" % request_id
     parts = [b"*%d\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
         len(args) + 2, len(verb), verb, len(rid), rid)]
     for arg in args:

@@ -1,10 +1,12 @@
 """The peer port's client side: one persistent, pipelined connection per peer.
 
 Not the server (peer_server.py) and not the frames (messages.py). `call()` returns a future
-(no task per request): the request is queued on the peer's link and every frame queued in one
-event-loop iteration leaves in one socket write. Responses are matched by request id.
+(no task per request); `send()` takes a callback instead, run straight from the response
+parser, which saves the future and the event-loop hop its done-callbacks cost (the coordinator's
+hot path). The request is queued on the peer's link and every frame queued in one event-loop
+iteration leaves in one socket write. Responses are matched by request id.
 
-- Per-call timeout (config.request_timeout_s): a sweeper fails overdue futures with TimeoutError
+- Per-call timeout (config.request_timeout_s): a sweeper fails overdue calls with TimeoutError
   every TIMEOUT_TICK_S, so a timeout costs no timer per request.
 - A link that fails fails its pending calls with PeerUnavailable and reconnects on the next call,
   after a backoff that doubles from 0.05 s up to 2 s; calls made during the backoff fail at once.
@@ -67,17 +69,31 @@ class PeerTransport:
              ) -> asyncio.Future:
         """Send one request; return a future of its payload (PeerError, PeerUnavailable or
         TimeoutError on failure)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = asyncio.get_running_loop().create_future()
+
+        def settle(payload, error) -> None:
+            if not future.done():
+                if error is None:
+                    future.set_result(payload)
+                else:
+                    future.set_exception(error)
+        self.send(node, verb, args, settle, timeout_s)
+        return future
+
+    def send(self, node: NodeId, verb: bytes, args: list, callback: Callback,
+             timeout_s: float | None = None) -> None:
+        """Send one request; `callback(payload, error)` runs exactly once, with error None on
+        success, else PeerError, PeerUnavailable or TimeoutError. It runs from the response
+        parser (or the timeout sweeper); a failure known at once is reported on the next loop
+        iteration, so the callback never runs inside `send` itself."""
         if node in self.blocked:
-            future.set_exception(PeerUnavailable(f"{node} is partitioned away"))
-            return future
+            _fail_soon(callback, PeerUnavailable(f"{node} is partitioned away"))
+            return
         link = self._links.get(node)
         if link is None:
             link = self._links[node] = _Link(self, node)
         deadline = self.clock.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
-        link.request(future, verb, next(self._ids), args, deadline)
-        return future
+        link.request(callback, verb, b"%d" % next(self._ids), args, deadline)
 
     def block(self, nodes: set[NodeId]) -> None:
         self.blocked |= nodes
@@ -100,13 +116,29 @@ class PeerTransport:
                 link.expire(now)
 
 
+# callback(payload, error): error is None on success.
+Callback = Callable[[object, Exception | None], None]
+
+
+def _fail_soon(callback: Callback, error: Exception) -> None:
+    asyncio.get_running_loop().call_soon(_run, callback, None, error)
+
+
+def _run(callback: Callback, payload, error: Exception | None) -> None:
+    """Run one callback; its exception is logged, never allowed to break the link's parser."""
+    try:
+        callback(payload, error)
+    except Exception:
+        log.exception("peer call callback failed")
+
+
 class _Link(asyncio.Protocol):
     """One outbound connection to one peer, reconnected on demand."""
 
     def __init__(self, owner: PeerTransport, node: NodeId) -> None:
         self._owner = owner
         self.node = node
-        self._pending: dict[bytes, tuple[asyncio.Future, float]] = {}
+        self._pending: dict[bytes, tuple[Callback, float]] = {}
         self._queue: list[bytes] = []          # frames waiting for the connection or the flush
         self._transport: asyncio.Transport | None = None
         self._reader: hiredis.Reader | None = None
@@ -118,18 +150,18 @@ class _Link(asyncio.Protocol):
 
     # --- requests ---------------------------------------------------------------------------
 
-    def request(self, future: asyncio.Future, verb: bytes, rid: int, args: list,
+    def request(self, callback: Callback, verb: bytes, rid: bytes, args: list,
                 deadline: float) -> None:
         if self._state == "idle":
             if self._owner.clock.monotonic() < self._retry_at:
-                future.set_exception(PeerUnavailable(f"{self.node} unreachable (backing off)"))
+                _fail_soon(callback, PeerUnavailable(f"{self.node} unreachable (backing off)"))
                 return
             self._connect()
-        if len(self._pending) >= MAX_PENDING_PER_PEER:
-            future.set_exception(PeerUnavailable(f"{self.node} overloaded: too many calls pending"))
+        pending = self._pending
+        if len(pending) >= MAX_PENDING_PER_PEER:
+            _fail_soon(callback, PeerUnavailable(f"{self.node} overloaded: too many calls pending"))
             return
-        key = b"%d" % rid
-        self._pending[key] = (future, deadline)
+        pending[rid] = (callback, deadline)
         self._queue.append(messages.encode_request(verb, rid, args))
         if self._state == "ready" and not self._flush_scheduled:
             self._flush_scheduled = True
@@ -144,9 +176,8 @@ class _Link(asyncio.Protocol):
     def expire(self, now: float) -> None:
         overdue = [key for key, (_, deadline) in self._pending.items() if deadline <= now]
         for key in overdue:
-            future, _ = self._pending.pop(key)
-            if not future.done():
-                future.set_exception(TimeoutError(f"{self.node} did not answer in time"))
+            callback, _ = self._pending.pop(key)
+            _run(callback, None, TimeoutError(f"{self.node} did not answer in time"))
 
     # --- connection -------------------------------------------------------------------------
 
@@ -206,13 +237,17 @@ class _Link(asyncio.Protocol):
         if not (isinstance(frame, list) and len(frame) == 3):
             raise ValueError("response is not [id, status, payload]")
         entry = self._pending.pop(frame[0], None)
-        if entry is None or entry[0].done():
+        if entry is None:
             return                              # timed out already
         if frame[1] == messages.STATUS_OK:
-            entry[0].set_result(frame[2])
+            payload, error = frame[2], None
         else:
             message = frame[2].decode(errors="replace") if isinstance(frame[2], bytes) else "?"
-            entry[0].set_exception(PeerError(message))
+            payload, error = None, PeerError(message)
+        try:
+            entry[0](payload, error)
+        except Exception:                       # the handler's bug, not a bad frame
+            log.exception("peer call callback failed")
 
     def connection_lost(self, exc) -> None:
         self._fail(PeerUnavailable(f"connection to {self.node} lost"))
@@ -222,12 +257,12 @@ class _Link(asyncio.Protocol):
         self._state = "idle"
         self._transport = None
         self._queue.clear()
-        pending, self._pending = self._pending, {}
-        for future, _ in pending.values():
-            if not future.done():
-                future.set_exception(error)
+        # Back off first: a callback that calls this peer again must see the backoff.
         self._backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_MIN_S, self._backoff_s * 2))
         self._retry_at = self._owner.clock.monotonic() + self._backoff_s
+        pending, self._pending = self._pending, {}
+        for callback, _ in pending.values():
+            _run(callback, None, error)
 
     def close(self, error: Exception) -> None:
         if self._connector is not None and not self._connector.done():
