@@ -170,6 +170,32 @@ class Replica:
                 listener(key, token, old_raw, new_raw)
         return new_raw
 
+    def store_overwrite(self, key: bytes, token: int, store_key: bytes, old_raw: bytes | None,
+                        new_raw: bytes, old_flags: int, old_expire_ms: int, new_live: bool,
+                        new_expire_ms: int) -> None:
+        """`store_merged` for a one-sibling set replacing at most one sibling, described by
+        fields (`versioning.overwrite_encoded`: old flags -1 = absent, 0 = value, else a
+        tombstone) so the single-node SET path never builds Sibling objects. Same effects:
+        the store write, `local_keys`/`local_expires`, expiry tracking, the listeners."""
+        self.store.put(store_key, new_raw)
+        old_live = old_flags == 0
+        if old_live != new_live or (old_live and bool(old_expire_ms) != bool(new_expire_ms)):
+            new_exp = 1 if new_live and new_expire_ms else 0
+            old_exp = 1 if old_live and old_expire_ms else 0
+            self.local_keys += new_live - old_live
+            self.local_expires += new_exp - old_exp
+        if old_flags < 0 or old_expire_ms or new_expire_ms:
+            # as _track_death(store_key, [new sibling]): a record that was absent may still
+            # have a stale entry (dropped by compaction) to forget
+            old = self._deaths.pop(store_key, None)
+            if old is not None:
+                self._death_order.discard((old, store_key))
+            if new_live and new_expire_ms:
+                self._deaths[store_key] = new_expire_ms
+                self._death_order.add((new_expire_ms, store_key))
+        for listener in self.listeners:
+            listener(key, token, old_raw, new_raw)
+
     async def apply_put(self, key: bytes, token: int, incoming: list[Sibling]) -> list[Sibling]:
         """`apply()`, then wait until the write is as durable as the fsync policy promises."""
         merged = self.apply(key, token, incoming)
