@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import hiredis
 
@@ -59,10 +59,13 @@ class _Waiter:
         if future is not None and not future.done() and self.quorum.done:
             future.set_result(None)
 
-    async def wait(self) -> None:
-        if not self.quorum.done:
-            self._future = asyncio.get_running_loop().create_future()
-            await self._future
+    def wait(self) -> asyncio.Future:
+        """Return a future resolved once the quorum is done (a plain method, not a coroutine:
+        one coroutine frame less on every request)."""
+        future = self._future = asyncio.get_running_loop().create_future()
+        if self.quorum.done:
+            future.set_result(None)
+        return future
 
 
 class Coordinator:
@@ -126,18 +129,49 @@ class Coordinator:
 
     # --- get --------------------------------------------------------------------------------
 
-    async def get(self, key: bytes, repair_all: bool = False, forwarded: bool = False
-                  ) -> list[Sibling]:
+    def get(self, key: bytes, repair_all: bool = False, forwarded: bool = False
+            ) -> Awaitable[list[Sibling]]:
+        """Return an awaitable of the key's merged siblings. A plain method returning the
+        coroutine that does the work, so a request runs one coroutine frame less; the plan
+        is computed once and also answers "is this node a primary"."""
         token = key_token(key)
-        if not forwarded and not self._is_primary(token):
-            raw = await self._forward(token, messages.FGET, [key])
-            return versioning.decode_siblings(raw) if raw else []
-        return await self._coordinate_get(key, token)
+        plan = self._plan(token)
+        if not forwarded and not self._lists_me(plan[0]):
+            return self._forward_get(key, token)
+        return self._coordinate_get(key, token, plan)
 
-    async def _coordinate_get(self, key: bytes, token: int) -> list[Sibling]:
-        n, r, _ = self._sizes()
+    async def _forward_get(self, key: bytes, token: int) -> list[Sibling]:
+        raw = await self._forward(token, messages.FGET, [key])
+        return versioning.decode_siblings(raw) if raw else []
+
+    def _plan(self, token: int) -> tuple[list[Target], object, frozenset]:
+        """Return (targets, ring, alive): the plan and the view it was made from."""
+        n, _, _ = self._sizes()
         network = self.network
-        targets = plan_writes(network.ring, token, n, network.alive)
+        ring, alive = network.ring, network.alive
+        return plan_writes(ring, token, n, alive), ring, alive
+
+    def _targets(self, token: int, plan: tuple | None) -> list[Target]:
+        """The plan's targets if the view is still the one it was made from, else a fresh
+        plan (a coroutine may start an iteration after `get`/`put` planned it)."""
+        network = self.network
+        if plan is None or plan[1] is not network.ring or plan[2] is not network.alive:
+            plan = self._plan(token)
+        return plan[0]
+
+    def _lists_me(self, targets: list[Target]) -> bool:
+        """True if this node is a primary of the plan's key. This node is always alive, so it
+        is a primary exactly when it is in the plan as itself (not as a fallback)."""
+        me = self.me
+        for target in targets:
+            if target.node == me:
+                return target.hint_for is None
+        return False
+
+    async def _coordinate_get(self, key: bytes, token: int, plan: tuple | None = None
+                              ) -> list[Sibling]:
+        _, r, _ = self._sizes()
+        targets = self._targets(token, plan)
         read = _Read(self, key, token, targets, ReadQuorum(len(targets), r))
         waiter = read.waiter
         for target in targets:
@@ -185,25 +219,27 @@ class Coordinator:
 
     # --- put --------------------------------------------------------------------------------
 
-    async def put(self, key: bytes, value: bytes | None, expire_at_ms: int = 0,
-                  context: Context | None = None, forwarded: bool = False) -> None:
+    def put(self, key: bytes, value: bytes | None, expire_at_ms: int = 0,
+            context: Context | None = None, forwarded: bool = False) -> Awaitable[None]:
+        """Return an awaitable of the replicated write (a plain method, as `get`)."""
         token = key_token(key)
-        if not forwarded and not self._is_primary(token):
+        plan = self._plan(token)
+        if not forwarded and not self._lists_me(plan[0]):
             ctx = None if context is None else versioning.format_context(context).encode()
-            await self._forward(token, messages.FPUT, [key, value, expire_at_ms, ctx])
-            return
-        await self._coordinate_put(key, token, value, expire_at_ms, context)
+            return self._forward(token, messages.FPUT, [key, value, expire_at_ms, ctx])
+        return self._coordinate_put(key, token, value, expire_at_ms, context, plan=plan)
 
     async def _coordinate_put(self, key: bytes, token: int, value: bytes | None,
                               expire_at_ms: int, context: Context | None,
                               local: list[Sibling] | None = None,
-                              old_raw: bytes | None = None) -> None:
+                              old_raw: bytes | None = None,
+                              plan: tuple | None = None) -> None:
         n, _, w = self._sizes()
         network = self.network
         cluster = self.cluster
         _, survivors, encoded = cluster.local_write_full(key, token, value, expire_at_ms,
                                                          context, local, old_raw)
-        targets = plan_writes(network.ring, token, n, network.alive)
+        targets = self._targets(token, plan)
         if len(targets) < n:
             # Down primaries without a live fallback: this node holds their hints.
             covered = {t.hint_for or t.node for t in targets}
