@@ -42,6 +42,7 @@ log = logging.getLogger("cluster.service")
 _decode = versioning.decode_siblings
 _join = versioning.join_context
 _overwrite = versioning.overwrite_encoded
+_winner_of_encoded = versioning.winner_of_encoded
 
 INCARNATION_KEY = b"mincarnation"   # on-disk: never change
 
@@ -134,6 +135,12 @@ class Cluster:
             raw = self.replica.read_encoded(key, key_token(key))
             return versioning.winner_of_encoded(raw, now_ms) if raw is not None else None
         return versioning.winner(await self.coordinator.get(key), now_ms)
+
+    def read_current(self, key: bytes, now_ms: int) -> Current | None:
+        """`get_current` while `solo`, synchronous: the local replica is the whole cluster.
+        Hot: every single-node GET (the caller skips a coroutine layer)."""
+        raw = self._store_get(b"d" + key_token(key).to_bytes(8, "big") + key)  # data_key
+        return _winner_of_encoded(raw, now_ms) if raw is not None else None
 
     async def get_many_current(self, keys: list[bytes], now_ms: int) -> list[Current | None]:
         if self.solo:

@@ -76,6 +76,9 @@ class ClusterBackend:
         self._local_info = local_info   # () -> dict of storage INFO fields
 
     async def get(self, key: bytes) -> Current | None:
+        cluster = self._cluster
+        if cluster.solo:            # one node: synchronous, one coroutine layer less per GET
+            return cluster.read_current(key, _now_ms())
         try:
             return await self._cluster.get_current(key, _now_ms())
         except QuorumNotReached as error:
