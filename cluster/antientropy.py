@@ -250,7 +250,10 @@ class AntiEntropy:
     def on_write(self, key: bytes, token: int, old: bytes | None, new: bytes | None) -> None:
         """Replica write listener: the tree update, plus the GC gate's dead-arrival mark."""
         self.keeper.on_write(key, token, old, new)
-        if new is not None and self._has_peers():
+        if new is None:
+            return
+        ring = self._ring()                       # _has_peers(), inlined: every local write
+        if ring is not None and len(ring) > 1:
             now = self.clock.wall_ms()
             if versioning.is_dead(versioning.decode_siblings(new), now):
                 self.gate.note_dead_arrival(token, now)

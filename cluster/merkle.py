@@ -142,8 +142,15 @@ class MerkleTree:
             value ^= hash128(key + new_digest, signed=False)
         else:
             self.count -= 1
-        if value:
-            self.toggle(token >> _SEGMENT_SHIFT, value)
+        if value:                                 # toggle(), inlined: every local write
+            segment = token >> _SEGMENT_SHIFT
+            root, l1, l2, l3, leaves = self.levels
+            leaves[segment] ^= value
+            l3[segment >> 4] ^= value
+            l2[segment >> 8] ^= value
+            l1[segment >> 12] ^= value
+            root[0] ^= value
+            self.changes += 1
 
     def set_leaf(self, segment: int, value: int) -> None:
         """Replace one leaf (after rescanning its segment)."""
