@@ -94,6 +94,9 @@ def encode_request(verb: bytes, request_id: int | bytes, args) -> bytes:
 
 def encode_response(request_id: bytes, ok: bool, payload) -> bytes:
     """Encode one response frame."""
+    if ok and type(payload) is bytes:     # the common case in one format operation
+        return b"*3\r\n$%d\r\n%s\r\n$1\r\n+\r\n$%d\r\n%s\r\n" % (
+            len(request_id), request_id, len(payload), payload)
     return (b"*3\r\n$%d\r\n%s\r\n" % (len(request_id), request_id)
             + (b"$1\r\n+\r\n" if ok else b"$1\r\n-\r\n") + encode_value(payload))
 

@@ -167,11 +167,11 @@ class _PeerServerProtocol(asyncio.Protocol):
         except Exception as error:      # a bad request is answered, never fatal
             self._respond(rid, False, f"{type(error).__name__}: {error}")
             return
-        if inspect.isawaitable(result):
+        if type(result) in _PLAIN or not inspect.isawaitable(result):
+            self._respond(rid, True, result)    # the common case: a synchronous handler
+        else:
             task = self._server._spawn(result)
             task.add_done_callback(lambda t, rid=rid: self._finish(rid, t))
-        else:
-            self._respond(rid, True, result)
 
     def _finish(self, rid: bytes, task: asyncio.Task) -> None:
         if task.cancelled():
@@ -212,6 +212,11 @@ class _PeerServerProtocol(asyncio.Protocol):
             return
         if not self._closed:
             self._transport.write(b"".join(out))
+
+
+# Payload types a synchronous handler returns: no need to ask inspect.isawaitable (measured: a
+# visible share of a replica's CPU per PUT).
+_PLAIN = frozenset({bytes, type(None), list, int})
 
 
 class _BadFrame(Exception):
