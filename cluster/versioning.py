@@ -218,6 +218,17 @@ def overwrite_encoded(data: bytes | None, actor: Actor, value: bytes | None, tim
         raise ValueError(f"bad sibling set header (version {f[0]})")
     blob = data[len(data) - f[2]:]
     actors = _ACTOR_CACHE.get(blob) or _decode_actors(blob)
+    if n_ctx <= 1 and len(actors) == 1 and actors[0] == actor:
+        # Only `actor` ever wrote the key (every key of a single node): the join is one
+        # counter and the new set reuses the old actor table, so pack it here directly
+        # (what _encode_fields does for the shape (actor, actor)); measured with timeit.
+        seen = f[11] if n_ctx and f[11] > f[6] else f[6]
+        st = _ONE_STRUCTS.get(1) or _one_struct(1)
+        if value is None:
+            return (st.pack(FORMAT_VERSION, 1, f[2], _FLAG_TOMBSTONE, 1, 0, seen + 1,
+                            timestamp_ms, expire_at_ms, 0, 0, seen) + blob, f[3], f[8])
+        return (b"".join((st.pack(FORMAT_VERSION, 1, f[2], 0, 1, 0, seen + 1, timestamp_ms,
+                                  expire_at_ms, len(value), 0, seen), value, blob)), f[3], f[8])
     try:
         joined = {actors[f[10 + i]]: f[10 + n_ctx + i] for i in range(n_ctx)}   # old context
         dot_actor, dot_counter = actors[f[5]], f[6]
