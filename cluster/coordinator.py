@@ -77,13 +77,18 @@ class Coordinator:
         self.me = cluster.node_id
         self._locks: dict[bytes, list] = {}   # key -> [lock, users]
         self._background: set[asyncio.Task] = set()
+        self._sized: tuple = (None, (1, 1, 1))     # (ring, sizes): see _sizes
 
     # --- quorum sizes -----------------------------------------------------------------------
 
     def _sizes(self) -> tuple[int, int, int]:
-        config = self.cluster.config
-        n = max(1, min(config.replicas, len(self.network.ring)))
-        return n, min(config.read_quorum, n), min(config.write_quorum, n)
+        # Cached per ring: the view is replaced, never mutated, and the config is immutable.
+        ring = self.network.ring
+        if self._sized[0] is not ring:
+            config = self.cluster.config
+            n = max(1, min(config.replicas, len(ring)))
+            self._sized = (ring, (n, min(config.read_quorum, n), min(config.write_quorum, n)))
+        return self._sized[1]
 
     def _call(self, node: NodeId, verb: bytes, args: list) -> asyncio.Future:
         return self.network.transport.call(node, verb, args)

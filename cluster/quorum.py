@@ -73,8 +73,14 @@ class WriteQuorum(_Quorum):
         """Record `node`'s result: None is an ack, anything else the failure's description."""
         if error is not None:
             self.record_failure(node, error)
-        elif not self._answered(node):
+        elif node not in self.acks and node not in self.failures:
             self.acks.add(node)
+
+    @property
+    def done(self) -> bool:
+        # The base class's rule, inlined: asked after every reply on the write path.
+        return (len(self.acks) >= self.needed
+                or len(self.failures) > self.n - self.needed)
 
 
 class ReadQuorum(_Quorum):
@@ -101,8 +107,14 @@ class ReadQuorum(_Quorum):
         """Record `node`'s result: its sibling list (empty = not found), or an error."""
         if isinstance(result, (BaseException, str)):
             self.record_failure(node, result)
-        elif not self._answered(node):
+        elif node not in self.replies and node not in self.failures:
             self.replies[node] = list(result)
+
+    @property
+    def done(self) -> bool:
+        # The base class's rule, inlined: asked after every reply on the read path.
+        return (len(self.replies) >= self.needed
+                or len(self.failures) > self.n - self.needed)
 
     def merged(self) -> list[Sibling]:
         """Return the sync of every reply so far (what the read answers with)."""
