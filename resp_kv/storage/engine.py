@@ -41,11 +41,14 @@ from .env import Env, OsEnv
 from .errors import CorruptionError, StorageClosed
 from .block_cache import BlockCache
 from .bloom import key_hash
-from .format import SST_SUFFIX, TMP_SUFFIX, WAL_SUFFIX, parse_number, sst_name, wal_name
+from .format import (KIND_PUT, SST_SUFFIX, TMP_SUFFIX, WAL_OP, WAL_SUFFIX, parse_number, sst_name,
+                     wal_name)
 from .manifest import ManifestState, TableMeta, load_manifest, store_manifest
 from .memtable import Memtable
 from .sstable import MISSING, SSTableReader, write_table
 from .wal import Wal, replay_segment
+
+_pack_op = WAL_OP.pack                  # Wal.append_put's record head, for the inlined put
 
 log = logging.getLogger("resp_kv.storage")
 
@@ -161,9 +164,16 @@ class LSMStore:
     def put(self, key: bytes, value: bytes) -> None:
         if self._closed:
             raise StorageClosed()
-        self._wal.append_put(key, value)
+        self._wal.buffer += _pack_op(KIND_PUT, len(key), len(value)) + key + value  # append_put
         mem = self._mem
-        mem.put(key, value)
+        old = mem.data.get(key)
+        if old is not None:
+            # Memtable.put for an overwrite of a value, inlined (every SET of a hot key set):
+            # a dict store, and the size swap that keeps `approx_bytes` the live bytes.
+            mem.data[key] = value
+            mem.approx_bytes += len(value) - len(old)
+        else:
+            mem.put(key, value)
         if mem.approx_bytes > self._limit:
             self._freeze()
 
