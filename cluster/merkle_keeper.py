@@ -26,12 +26,16 @@ import logging
 import threading
 from collections.abc import Callable
 
+import mmh3
+
 from cluster import merkle
 from cluster.merkle import MerkleTree, Range
 from cluster.replica import DATA_END, DATA_PREFIX, Replica, data_key
 from cluster.types import LocalStore
 
 log = logging.getLogger("cluster.merkle_keeper")
+
+_hash_bytes = mmh3.hash_bytes               # == merkle.version_digest (its body)
 
 LEAVES_KEY = b"tleaves"                 # on-disk: never change
 CLEAN_KEY = b"tclean"                   # on-disk: never change
@@ -117,7 +121,7 @@ class MerkleKeeper:
         """Replica write listener: O(depth) tree update."""
         if self.state != "ready" and data_key(token, key) >= self._build_cursor:
             return                                # the rebuild scan will see the new value
-        digest = merkle.version_digest
+        digest = _hash_bytes                      # merkle.version_digest, one call less
         self.tree.update(token, key, digest(old) if old is not None else None,
                          digest(new) if new is not None else None)
         if self._saved:                           # a write after the save: the save is stale
