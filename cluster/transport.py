@@ -206,14 +206,17 @@ class _Link(asyncio.Protocol):
         reader = self._reader
         reader.feed(data)
         try:
-            while True:
+            if self._state == "hello":
                 frame = reader.gets()
-                if frame is False:
-                    break
-                if self._state == "hello":
+                if frame is not False:
                     self._hello(frame)
-                else:
-                    self._response(frame)
+            if self._state != "hello":
+                response = self._response
+                while True:                     # after HELLO every frame is a response
+                    frame = reader.gets()
+                    if frame is False:
+                        break
+                    response(frame)
         except (hiredis.ProtocolError, ValueError, TypeError) as error:
             log.warning("closing link to %s: bad frame (%s)", self.node, error)
             self._transport.close()
