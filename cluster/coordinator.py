@@ -192,7 +192,13 @@ class Coordinator:
         quorum = waiter.quorum
         if not quorum.succeeded:
             raise QuorumNotReached("read", len(quorum.replies), r)
-        merged = quorum.merged()
+        local = read.local
+        if local is not None and not read.differs:
+            # Every reply so far is the local copy byte for byte: sync is idempotent, so
+            # syncing the local set alone gives what merging all of them would.
+            merged = versioning.sync([], local[1])
+        else:
+            merged = quorum.merged()
         if sum(1 for s in merged if s.value is not None) > 1:
             self.cluster.stats["conflicts_detected"] += 1
         # No task per read: the repair runs once every asked replica answered or failed (now,
@@ -412,7 +418,7 @@ class _Read:
     replica). A remote answer byte-identical to the local copy reuses the local decode."""
 
     __slots__ = ("coordinator", "key", "token", "targets", "waiter", "raws", "local",
-                 "answered", "merged_ready")
+                 "answered", "merged_ready", "differs")
 
     def __init__(self, coordinator: "Coordinator", key: bytes, token: int,
                  targets: list[Target], quorum: ReadQuorum) -> None:
@@ -423,6 +429,7 @@ class _Read:
         self.local: tuple[bytes | None, list[Sibling]] | None = None
         self.answered = 0                  # targets that answered or failed
         self.merged_ready = False          # set once the read has answered its client
+        self.differs = False               # a reply not byte-identical to the local copy came
 
     def answer_from(self, node: NodeId):
         return lambda payload, error: self.answer(node, payload, error)
@@ -436,6 +443,7 @@ class _Read:
             if local is not None and raw == local[0]:
                 self.waiter.record(node, local[1])     # record() copies the list
             else:
+                self.differs = True
                 try:
                     self.waiter.record(node, versioning.decode_siblings(raw) if raw else [])
                 except ValueError as bad:
