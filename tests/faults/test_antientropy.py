@@ -206,8 +206,11 @@ def test_background_anti_entropy_converges_without_repair(tmp_path) -> None:
         harness.start_all()
         harness.wait_ready(timeout_s=30)
         keys = _load_everywhere(harness, 2000)
+        _wait_trees_ready(harness)
         _diverge(harness, 1, keys[::100])
-        assert len(_roots(harness)) == 2
+        # Diverged: node 1 differs. (Not "exactly two roots": a background round may already
+        # have carried part of the difference to one peer by the time we look.)
+        assert len(_roots(harness)) > 1
         wait_until(lambda: len(_roots(harness)) == 1, 60, "background rounds converge")
         for i in range(3):
             assert harness.client(i).execute_command("DEBUG", "LOCALGET", keys[100]) == \
