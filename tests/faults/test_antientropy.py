@@ -107,10 +107,12 @@ def _wait_trees_ready(cluster: ClusterHarness) -> None:
 def cluster(tmp_path):
     harness = ClusterHarness(tmp_path, size=3, n=3, w=2, r=2, debug_commands=True,
                              extra_args=["--anti-entropy-interval-s", "0"])
-    harness.start_all()
-    harness.wait_ready(timeout_s=30)
-    yield harness
-    harness.kill_all()
+    try:
+        harness.start_all()
+        harness.wait_ready(timeout_s=30)
+        yield harness
+    finally:
+        harness.kill_all()
 
 
 def test_wiped_node_gets_identical_content_after_repair(cluster: ClusterHarness) -> None:

@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import weakref
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -30,7 +29,9 @@ from .wait import GiveUp, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
-_live: "weakref.WeakSet[ClusterHarness]" = weakref.WeakSet()
+# Strong references on purpose: a harness whose fixture failed half-way must still have its
+# processes killed at exit (a WeakSet let a collected harness orphan its nodes).
+_live: "set[ClusterHarness]" = set()
 
 
 class NodeProcess:
@@ -121,12 +122,14 @@ class ClusterHarness:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start_all(self) -> "ClusterHarness":
+        _live.add(self)
         for node in self.nodes:
             node.start()
         return self
 
     def start(self, i: int) -> None:
         """(Re)start node i with the same arguments and data dir."""
+        _live.add(self)
         self.nodes[i].start()
 
     def kill(self, i: int) -> None:
@@ -174,6 +177,7 @@ class ClusterHarness:
                 node.kill()
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
+        _live.discard(self)
 
     def __enter__(self) -> "ClusterHarness":
         return self
