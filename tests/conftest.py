@@ -56,37 +56,22 @@ def pytest_runtest_protocol(item, nextitem):
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[ClusterHarness]:
     """One resp-kv node (a cluster of one), ready; use node.client(), node.port(), node.kill(0)..."""
-    harness = ClusterHarness(tmp_path, size=1)
-    try:
-        harness.start_all()
-        harness.wait_ready(timeout_s=20)
-        yield harness
-    finally:
-        harness.kill_all()
+    with ClusterHarness(tmp_path, size=1) as harness:
+        yield harness.up(timeout_s=20)
 
 
 @pytest.fixture(scope="module")
 def kv(tmp_path_factory) -> Iterator[ClusterHarness]:
     """One resp-kv node shared by a whole test module (for tests that do not restart it)."""
-    harness = ClusterHarness(tmp_path_factory.mktemp("node"), size=1)
-    try:
-        harness.start_all()
-        harness.wait_ready(timeout_s=30)
-        yield harness
-    finally:
-        harness.kill_all()
+    with ClusterHarness(tmp_path_factory.mktemp("node"), size=1) as harness:
+        yield harness.up(timeout_s=30)
 
 
 @pytest.fixture
 def cluster3(tmp_path: Path) -> Iterator[ClusterHarness]:
     """Three resp-kv nodes, N=3 R=2 W=2, every node seeing the other two up."""
-    harness = ClusterHarness(tmp_path, size=3, n=3, r=2, w=2)
-    try:
-        harness.start_all()
-        harness.wait_ready(timeout_s=30)
-        yield harness
-    finally:
-        harness.kill_all()
+    with ClusterHarness(tmp_path, size=3, n=3, r=2, w=2) as harness:
+        yield harness.up(timeout_s=30)
 
 
 @pytest.fixture(scope="session")

@@ -105,14 +105,9 @@ def _wait_trees_ready(cluster: ClusterHarness) -> None:
 
 @pytest.fixture
 def cluster(tmp_path):
-    harness = ClusterHarness(tmp_path, size=3, n=3, w=2, r=2, debug_commands=True,
-                             extra_args=["--anti-entropy-interval-s", "0"])
-    try:
-        harness.start_all()
-        harness.wait_ready(timeout_s=30)
-        yield harness
-    finally:
-        harness.kill_all()
+    with ClusterHarness(tmp_path, size=3, n=3, w=2, r=2, debug_commands=True,
+                             extra_args=["--anti-entropy-interval-s", "0"]) as harness:
+        yield harness.up(timeout_s=30)
 
 
 def test_wiped_node_gets_identical_content_after_repair(cluster: ClusterHarness) -> None:

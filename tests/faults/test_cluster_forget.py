@@ -19,8 +19,7 @@ def _cluster_field(client: redis.Redis, name: str) -> int:
 
 def test_cluster_forget_removes_a_dead_node_from_every_ring(tmp_path) -> None:
     with ClusterHarness(tmp_path, size=4, n=3, r=2, w=2, extra_args=FAST) as cluster:
-        cluster.start_all()
-        cluster.wait_ready()
+        cluster.up()
         victim = cluster.node_id(3)
         cluster.kill(3)
         wait_until(lambda: _cluster_field(cluster.client(0), "cluster_nodes_up") == 3,
@@ -41,8 +40,7 @@ def test_cluster_forget_removes_a_dead_node_from_every_ring(tmp_path) -> None:
 
 def test_cluster_forget_refuses_unknown_node_and_other_subcommands_match_redis(tmp_path) -> None:
     with ClusterHarness(tmp_path, size=1) as node:
-        node.start_all()
-        node.wait_ready()
+        node.up()
         client = node.client(0)
         with pytest.raises(redis.ResponseError):
             client.execute_command("CLUSTER", "FORGET", "no-such-node")

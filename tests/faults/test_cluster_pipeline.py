@@ -14,8 +14,7 @@ pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
 def test_pipelined_quorum_commands_keep_order_and_read_your_writes(tmp_path) -> None:
     with ClusterHarness(tmp_path, size=3, n=3, r=2, w=2) as cluster:
-        cluster.start_all()
-        cluster.wait_ready()
+        cluster.up()
         rng = random.Random(7)
         model: dict[str, int] = {}
         pipe = cluster.client(1).pipeline(transaction=False)

@@ -127,6 +127,13 @@ class ClusterHarness:
             node.start()
         return self
 
+    def up(self, timeout_s: float = 30.0) -> "ClusterHarness":
+        """Start every node and wait until all are ready; use inside `with ClusterHarness(...)`
+        so a failed start still kills what did start."""
+        self.start_all()
+        self.wait_ready(timeout_s=timeout_s)
+        return self
+
     def start(self, i: int) -> None:
         """(Re)start node i with the same arguments and data dir."""
         _live.add(self)

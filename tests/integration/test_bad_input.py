@@ -201,14 +201,9 @@ def test_garbage_on_the_peer_port_does_not_hurt(kv: ClusterHarness) -> None:
 
 @pytest.fixture(scope="module")
 def small_bulk(tmp_path_factory) -> Iterator[ClusterHarness]:
-    harness = ClusterHarness(tmp_path_factory.mktemp("bulk1mb"), size=1,
-                             extra_args=["--proto-max-bulk-len", "1mb"])
-    try:
-        harness.start_all()
-        harness.wait_ready(timeout_s=30)
-        yield harness
-    finally:
-        harness.kill_all()
+    with ClusterHarness(tmp_path_factory.mktemp("bulk1mb"), size=1,
+                             extra_args=["--proto-max-bulk-len", "1mb"]) as harness:
+        yield harness.up(timeout_s=30)
 
 
 def test_proto_max_bulk_len_rejects_a_2mb_bulk(small_bulk: ClusterHarness) -> None:

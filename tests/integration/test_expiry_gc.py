@@ -19,8 +19,7 @@ def _stored_siblings(client, key: str) -> list:
 
 def test_expired_values_and_tombstones_are_purged_by_compaction(tmp_path) -> None:
     with ClusterHarness(tmp_path, size=1) as node:
-        node.start_all()
-        node.wait_ready()
+        node.up()
         client = node.client(0)
         client.set("short-lived", "v", px=100)
         client.set("deleted", "v")

@@ -33,8 +33,7 @@ def test_node_exits_1_naming_the_address_when_the_port_is_taken(tmp_path) -> Non
 
 def test_second_node_on_the_same_data_dir_exits_3_and_the_first_keeps_serving(tmp_path) -> None:
     with ClusterHarness(tmp_path, size=1) as node:
-        node.start_all()
-        node.wait_ready()
+        node.up()
         node.client(0).set("k", "v")
         port, peer_port = free_ports(2, "127.0.0.1")
         result = _run_node("--port", str(port), "--peer-port", str(peer_port),
@@ -46,8 +45,7 @@ def test_second_node_on_the_same_data_dir_exits_3_and_the_first_keeps_serving(tm
 
 def test_sigterm_exits_0_and_keeps_every_write(tmp_path) -> None:
     with ClusterHarness(tmp_path, size=1) as node:
-        node.start_all()
-        node.wait_ready()
+        node.up()
         client = node.client(0)
         pipe = client.pipeline(transaction=False)
         for i in range(5000):
@@ -62,8 +60,7 @@ def test_sigterm_exits_0_and_keeps_every_write(tmp_path) -> None:
 
 def test_shutdown_command_stops_the_node_gracefully_like_redis(tmp_path) -> None:
     with ClusterHarness(tmp_path, size=1) as node:
-        node.start_all()
-        node.wait_ready()
+        node.up()
         client = node.client(0)
         client.set("k", "v")
         client.shutdown()            # redis-py: success is the server closing without a reply
