@@ -266,7 +266,7 @@ class _Astray(Exception):
 # Such bytes never reach hiredis; the reference parser applies max_multibulk_len instead.
 # A value that merely contains such text costs Python parsing for that chunk, nothing more.
 _BIG_ARRAY = re.compile(rb"\*[0-9]{7,}")
-_TAIL = 32                     # bytes of the previous chunk kept to catch a split header
+_TAIL = 32                     # bytes of the previous chunk searched to catch a split header
 _HDR_MAX = 10000
 _BULK_HDR = tuple(5 + len(str(k)) for k in range(_HDR_MAX))   # "$<k>\r\n" + "\r\n"
 
@@ -291,7 +291,6 @@ class HiredisRequestParser:
         self._limits = limits if isinstance(limits, _Limits) else _Limits(limits)
         self._reader = hiredis.Reader()
         self._mirror = bytearray()
-        self._tail = b""
         self._fallback: RequestParser | None = None
         self._ready: deque[list[bytes]] = deque()
         self._error: ProtocolError | None = None
@@ -304,19 +303,23 @@ class HiredisRequestParser:
 
     def feed(self, data: bytes) -> None:
         """Append received bytes. Raises QueryBufferExceeded past client_query_buffer_limit."""
+        mirror = self._mirror
         if self._fallback is None:
-            if not self._mirror and data[:1] != b"*":
+            if mirror:
+                # A frame continues from the last read: a header may straddle the two.
+                if (_BIG_ARRAY.search(bytes(mirror[-_TAIL:]) + data[:_TAIL])
+                        or _BIG_ARRAY.search(data)):
+                    self._to_fallback()
+            elif data[:1] != b"*":
                 self._fallback = RequestParser(self._limits)    # inline (telnet) or garbage
-            elif _BIG_ARRAY.search(self._tail + data[:_TAIL]) or _BIG_ARRAY.search(data):
+            elif _BIG_ARRAY.search(data):
                 self._to_fallback()
         if self._fallback is not None:
             self._fallback.feed(data)
-            self._tail = b""
             return
         self._reader.feed(data)
-        self._mirror += data
-        self._tail = data[-_TAIL:]
-        if len(self._mirror) > self._limits.max_buffer:
+        mirror += data
+        if len(mirror) > self._limits.max_buffer:
             raise QueryBufferExceeded("query buffer limit exceeded")
 
     def _to_fallback(self) -> None:
@@ -360,7 +363,6 @@ class HiredisRequestParser:
         finally:
             if not fallback.buffered:
                 self._fallback = None
-                self._tail = b""
 
     def next_command(self) -> list[bytes] | None:
         """Return the next complete command, or None if more bytes are needed."""
