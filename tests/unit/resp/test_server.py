@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from resp_kv.config import Config, ServerConfig
+from resp_kv.durability import FlushTick
 from resp_kv.server import RespProtocol, RespServer
 from resp_kv.server_state import ServerState
 from tests.helpers.fake_backend import FakeBackend
@@ -26,12 +27,14 @@ async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.001)
 
 
-def serve(test: Callable[..., Awaitable[None]], suspend: bool = False, **server_options):
+def serve(test: Callable[..., Awaitable[None]], suspend: bool = False, before_reply=None,
+          **server_options):
     """Run `test(server, backend, connect)` against a RespServer on an ephemeral port."""
     async def main() -> None:
         config = Config(server=ServerConfig(port=0, **server_options))
         backend = FakeBackend(suspend=suspend)
-        server = RespServer(config, backend, ServerState(config))
+        server = RespServer(config, backend, ServerState(config),
+                            **({"before_reply": before_reply} if before_reply else {}))
         await server.start()
         writers = []
 
@@ -162,6 +165,52 @@ def test_server_one_write_per_batch(monkeypatch):
         await read_exactly(reader, b"+PONG\r\n" * 16)
         assert writes == [b"+PONG\r\n" * 16]
     serve(test)
+
+
+class HeldFlush:
+    """before_reply that holds every reply behind one FlushTick the test completes."""
+
+    def __init__(self) -> None:
+        self.tick = FlushTick()
+
+    def __call__(self) -> FlushTick:
+        return self.tick
+
+
+@pytest.mark.parametrize("pipeline", [1, 5])
+def test_server_replies_wait_for_the_wal_flush_in_order(pipeline):
+    held = HeldFlush()
+
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        for i in range(3):                                  # three batches, one flush
+            writer.write(b"".join(frame(b"SET", b"k%d" % i, b"v") for _ in range(pipeline)))
+            await _until(lambda i=i: b"k%d" % i in backend.data)
+        writer.write(frame(b"GET", b"k0"))
+        await _until(lambda: server.state.total_commands_processed == 3 * pipeline + 1)
+        assert len(held.tick._callbacks) == 1               # one connection parked on it
+        with pytest.raises(TimeoutError):                   # and nothing sent meanwhile
+            await asyncio.wait_for(reader.readexactly(1), 0.2)
+        held.tick._complete(None)
+        await read_exactly(reader, b"+OK\r\n" * 3 * pipeline + b"$1\r\nv\r\n")
+    serve(test, before_reply=held)
+
+
+def test_server_failed_wal_flush_closes_without_acknowledging():
+    held = HeldFlush()
+
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(frame(b"SET", b"k", b"v"))
+        await _until(lambda: b"k" in backend.data)
+        held.tick._complete(OSError(28, "No space left on device"))
+        assert await asyncio.wait_for(reader.read(), 5) == b""      # closed, no +OK
+        held.tick = FlushTick()
+        held.tick._complete(None)                                   # the disk is back
+        reader2, writer2 = await connect()
+        writer2.write(frame(b"PING"))
+        await read_exactly(reader2, b"+PONG\r\n")
+    serve(test, before_reply=held)
 
 
 def test_server_pause_reading_above_high_water():
