@@ -184,7 +184,8 @@ class AntiEntropy:
                  alive: Callable[[], Iterable[NodeId]] | None = None, clock: Clock | None = None,
                  interval_s: float = 600.0, grace_s: float = 0.0,
                  max_bytes_per_s: float | None = 8 * 1024 * 1024,
-                 compactions: Callable[[], int] | None = None) -> None:
+                 compactions: Callable[[], int] | None = None,
+                 tree_when_alone: bool = True) -> None:
         self.node_id, self.store, self.replica = node_id, store, replica
         self._ring, self.replicas, self._call = ring, replicas, call
         self._alive = alive
@@ -201,6 +202,7 @@ class AntiEntropy:
              "tombstones_purged"), 0)
         self._tasks: set[asyncio.Task] = set()
         self._rng = random.Random()
+        self._tree_when_alone = tree_when_alone    # False: dormant while no peer (keeper)
         replica.listeners.append(self.on_write)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -217,9 +219,20 @@ class AntiEntropy:
         """Load the saved leaves if they were saved cleanly, else rebuild in the background;
         start the scheduler."""
         self.gate.started_ms = self.clock.wall_ms()
-        if not self.keeper.load():
+        if not self._tree_when_alone and not self._has_peers():
+            self.keeper.make_dormant()
+            self.replica.listeners.remove(self.on_write)
+        elif not self.keeper.load():
             self._spawn(self.keeper.rebuild(), "merkle-rebuild")
         self._spawn(self._run(), "anti-entropy")
+
+    def peers_changed(self) -> None:
+        """The ring changed. A dormant tree wakes at the first peer: listen to writes again
+        (before the rebuild task starts: the keeper skips what its scan will read) and
+        rebuild. It does not go back to sleep if the peers leave again."""
+        if self.keeper.state == "dormant" and self._has_peers():
+            self.replica.listeners.append(self.on_write)
+            self._spawn(self.keeper.rebuild(), "merkle-rebuild")
 
     async def stop(self) -> None:
         """Stop background work and save the leaves (call before the store closes)."""

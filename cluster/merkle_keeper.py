@@ -14,6 +14,10 @@ lifecycle against the LocalStore.
   `state` is "building" meanwhile (INFO says so, exchanges wait on `ready`). A write to a key
   at or above the scan cursor is left to the scan, which will read its new value; one below is
   applied to the partial tree as usual, so the result is exact.
+- Dormant: a node alone in its ring with no seeds has nobody to exchange with, so it keeps no
+  tree at all (state "dormant": no per-write hashing, the single-node SET path's largest
+  cost after the protocol). When a peer appears it is rebuilt, as after a crash. Cassandra
+  builds its Merkle trees only when a repair asks; we keep ours only while it can be asked.
 - Compaction: a record compaction drops never reaches the listener. `note_gc_drop` (compaction
   thread) remembers its segment with the engine's compaction count; `resolve_gc` (loop thread)
   rescans those segments once the count shows that compaction published its result.
@@ -86,6 +90,17 @@ class MerkleKeeper:
             self._saved = True
             await self.store.durable()
 
+    def make_dormant(self) -> None:
+        """Keep no tree (no peers, none expected); `rebuild()` wakes it. A saved tree becomes
+        stale with the first write, so its clean marker goes now."""
+        self.tree, self.state, self._build_cursor = MerkleTree(), "dormant", DATA_PREFIX
+        self.ready.clear()
+        with self._gc_lock:
+            self._gc_pending = []
+        if self.store.get(CLEAN_KEY) is not None:
+            self.store.delete(CLEAN_KEY)
+        self._saved = False
+
     def set_ready(self) -> None:
         self.state = "ready"
         self._build_cursor = DATA_END
@@ -130,6 +145,8 @@ class MerkleKeeper:
 
     def note_gc_drop(self, token: int) -> None:
         """Compaction is dropping a record of `token` (compaction thread)."""
+        if self.state == "dormant":
+            return                                # no tree: the rebuild will read what is left
         done = self._compactions()
         with self._gc_lock:
             self._gc_pending.append((done if done is not None else 0, merkle.segment_of(token)))

@@ -120,6 +120,8 @@ class Cluster:
         self.solo = solo
         if coordinator is not None:
             self.coordinator = coordinator
+        if not solo and self.antientropy is not None:
+            self.antientropy.peers_changed()
 
     # --- reads and writes ---------------------------------------------------------------------
 
@@ -391,7 +393,7 @@ def _build_antientropy(cluster: Cluster):
         call=network.transport.call if network is not None else None,
         alive=(lambda: network.alive) if network is not None else None,
         clock=cluster.clock, interval_s=config.anti_entropy_interval_s,
-        grace_s=config.tombstone_grace_s)
+        grace_s=config.tombstone_grace_s, tree_when_alone=bool(config.seeds))
     if network is not None:
         antientropy.register(network.server.register)
     return antientropy

@@ -296,6 +296,40 @@ def test_antientropy_writes_during_rebuild_are_not_lost() -> None:
     _run(main())
 
 
+def test_antientropy_tree_dormant_while_alone_then_rebuilt_at_first_peer() -> None:
+    async def main() -> None:
+        store = DictStore()
+        store.put(CLEAN_KEY, b"1")                         # a tree saved by an earlier run
+        replica = Replica(store)
+        ring: list = [None]
+        ae = AntiEntropy("a", store, replica, ring=lambda: ring[0], replicas=2, interval_s=0,
+                         tree_when_alone=False)
+        await ae.start()
+        assert ae.state == "dormant" and ae.on_write not in replica.listeners
+        assert store.get(CLEAN_KEY) is None                # stale from the first write on
+        for i in range(3000):
+            key = b"k%d" % i
+            replica.apply(key, key_token(key), [Sibling(("a@1", 1), {}, b"v%d" % i, 1)])
+        assert ae.tree.root == 0 and ae.tree.changes == 0  # no hashing while alone
+        await ae.stop()
+        assert store.get(CLEAN_KEY) is None                # nothing saved: there is no tree
+        ae = AntiEntropy("a", store, replica, ring=lambda: ring[0], replicas=2, interval_s=0,
+                         tree_when_alone=False)
+        await ae.start()
+        ring[0] = Ring(["a", "b"], 8)
+        ae.peers_changed()
+        for i in range(0, 3000, 7):                         # writes while the rebuild runs
+            await asyncio.sleep(0)
+            key = b"k%d" % i
+            replica.apply(key, key_token(key), [Sibling(("a@1", 2), {"a@1": 1}, b"new", 2)])
+        await asyncio.wait_for(ae._ready.wait(), 10)
+        scratch = merkle.MerkleTree.from_items(
+            (t, k, merkle.version_digest(raw)) for t, k, raw in replica.scan_range(0))
+        assert ae.state == "ready" and ae.tree.levels == scratch.levels
+        await ae.stop()
+    _run(main())
+
+
 def test_antientropy_ring_ranges_conversion() -> None:
     top = merkle.TOKEN_LIMIT
     assert ring_ranges([(5, 5)]) == [(0, top)]
