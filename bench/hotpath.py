@@ -1,36 +1,57 @@
-"""In-process profile of the client command path, without sockets: parser -> Dispatcher.drain ->
-commands -> ClusterBackend -> Cluster (single node) -> DurableStore -> LSMStore.
+"""In-process profile of the client command path, without sockets: RespProtocol.data_received ->
+parser -> Dispatcher.drain -> commands -> ClusterBackend -> Cluster (single node) ->
+DurableStore -> LSMStore, replies into a transport that only counts bytes.
 
 Why: on this shared 2-core machine wall and CPU times swing with other load; this isolates the
 Python work per command so a profiler (pyinstrument, or `--profile`) shows where it goes, and
 `valgrind --tool=callgrind` can count its instructions repeatably.
 
-    .venv/bin/python bench/hotpath.py [--commands get|set|ping] [--n 200000] [--profile]
+    .venv/bin/python bench/hotpath.py [--commands get|set|ping] [--pipeline 16] [--profile]
+
+`--pipeline 1` is what redis-benchmark -P 1 costs per request minus the kernel: each request is
+its own `data_received` call, so the per-batch costs of the shell show.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import tempfile
 import time
-from collections import deque
 from pathlib import Path
 
 from cluster.service import Cluster
 from resp_kv.backend import ClusterBackend
-from resp_kv.commands import Dispatcher, command_table
 from resp_kv.commands.mutations import MUTATORS
-from resp_kv.commands.spec import Session
 from resp_kv.config import ClusterConfig, Config, StorageConfig
 from resp_kv.durability import DurableStore
-from resp_kv.resp import make_request_parser
+from resp_kv.node import GC_THRESHOLDS
+from resp_kv.server import RespProtocol, RespServer
 from resp_kv.server_state import ServerState
 from resp_kv.storage.engine import LSMStore
 
 
 def _frame(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+class _CountingTransport:
+    """The part of asyncio.Transport RespProtocol uses; counts replies instead of sending."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def get_extra_info(self, name: str, default=None):
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
 
 
 async def run(command: str, n: int, keys: int, pipeline: int) -> float:
@@ -42,9 +63,10 @@ async def run(command: str, n: int, keys: int, pipeline: int) -> float:
     cluster = Cluster(config.cluster, store, MUTATORS)
     await cluster.start()
     backend = ClusterBackend(cluster, engine.stats)
-    session = Session(backend=backend, server=ServerState(config), config=config)
-    dispatcher = Dispatcher(session, command_table(config))
-    parser = make_request_parser(config.server)
+    server = RespServer(config, backend, ServerState(config), before_reply=store.reply_barrier)
+    protocol = RespProtocol(server)
+    transport = _CountingTransport()
+    protocol.connection_made(transport)
     value = b"x" * 100
     for i in range(keys):                                   # preload: GETs hit
         await backend.put(b"key:%012d" % i, value)
@@ -61,16 +83,19 @@ async def run(command: str, n: int, keys: int, pipeline: int) -> float:
             else:
                 batch.append(_frame(b"PING"))
         frames.append(b"".join(batch))
-    queue: deque = deque()
+    gc.freeze()                                             # the node's GC policy (node.py)
+    gc.set_threshold(*GC_THRESHOLDS)
+    data_received = protocol.data_received
     start = time.process_time()
-    for chunk in frames:                                    # what RespProtocol does per read
-        parser.feed(chunk)
-        parser.commands_into(queue)
-        out: list[bytes] = []
-        await dispatcher.drain(queue, out)
-        b"".join(out)
-        store.barrier()
+    for chunk in frames:                                    # one socket read each
+        data_received(chunk)
     elapsed = time.process_time() - start
+    await asyncio.sleep(0)                                  # let end-of-iteration work run
+    reply_size = {"get": len(b"$100\r\n") + len(value) + 2, "set": len(b"+OK\r\n"),
+                  "ping": len(b"+PONG\r\n")}[command]
+    if transport.written != n * reply_size:                 # every GET hit, every reply sent
+        raise SystemExit(f"wrote {transport.written} bytes, expected {n * reply_size}")
+    protocol.connection_lost(None)
     await cluster.stop()
     store.close()
     return elapsed * 1e6 / n
