@@ -255,3 +255,28 @@ def test_crashed_node_rebuilds_its_tree_in_the_background_and_exchanges_wait(
     wait_until(lambda: _info(cluster, 1)["merkle_tree"] == "ready", 60, "n1 tree rebuilt")
     assert _info(cluster, 1)["merkle_root"] == root
     assert "n1" in _info(cluster, 0)["anti_entropy_last_exchange_ms"]   # "n1=<ms>,n2=<ms>"
+
+
+def test_lone_node_keeps_no_tree_until_a_peer_joins_then_rebuilds_it(tmp_path) -> None:
+    """A node with no seeds, alone: no tree (INFO `dormant`). A node joins through it: its tree
+    is rebuilt from its data and equals the joiner's, built write by write from the stream."""
+    with ClusterHarness(tmp_path / "alone", size=1, n=2, r=1, w=1,
+                        extra_args=["--anti-entropy-interval-s", "0"]) as alone:
+        alone.up()
+        client = alone.client(0)
+        for i in range(0, 3000, 500):
+            client.mset({f"lone:{j}": f"v{j}" for j in range(i, i + 500)})
+        client.delete(*[f"lone:{j}" for j in range(0, 3000, 7)])
+        assert _info(alone, 0)["merkle_tree"] == "dormant"
+        seeds = f"{HOST}:{alone.peer_port(0)}"
+        with ClusterHarness(tmp_path / "joiner", size=1, n=2, r=1, w=1, extra_args=[
+                "--seeds", seeds, "--node-id", "joiner",
+                "--anti-entropy-interval-s", "0"]) as joiner:
+            joiner.up()
+            both = (alone, joiner)
+            for harness in both:
+                wait_until(lambda h=harness: _info(h, 0)["merkle_tree"] == "ready", 60,
+                           "Merkle tree ready")
+            wait_until(lambda: len({_info(h, 0)["merkle_root"] for h in both}) == 1, 60,
+                       "the joiner streamed every key and both trees agree")
+            assert int(_info(alone, 0)["merkle_root"], 16) != 0
