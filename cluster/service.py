@@ -43,6 +43,7 @@ _decode = versioning.decode_siblings
 _join = versioning.join_context
 _overwrite = versioning.overwrite_encoded
 _winner_of_encoded = versioning.winner_of_encoded
+_value_of_encoded = versioning.value_of_encoded
 
 INCARNATION_KEY = b"mincarnation"   # on-disk: never change
 
@@ -143,6 +144,11 @@ class Cluster:
         Hot: every single-node GET (the caller skips a coroutine layer)."""
         raw = self._store_get(b"d" + key_token(key).to_bytes(8, "big") + key)  # data_key
         return _winner_of_encoded(raw, now_ms) if raw is not None else None
+
+    def read_value(self, key: bytes, now_ms: int) -> bytes | None:
+        """`read_current(...).value` without the Current: every single-node GET."""
+        raw = self._store_get(b"d" + key_token(key).to_bytes(8, "big") + key)  # data_key
+        return _value_of_encoded(raw, now_ms) if raw is not None else None
 
     async def get_many_current(self, keys: list[bytes], now_ms: int) -> list[Current | None]:
         if self.solo:

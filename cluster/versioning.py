@@ -198,6 +198,23 @@ def winner_of_encoded(data: bytes, now_ms: int) -> Current | None:
     return winner(decode_siblings(data), now_ms)
 
 
+def value_of_encoded(data: bytes, now_ms: int) -> bytes | None:
+    """`winner_of_encoded(data, now_ms).value` (None when no live winner), without the Current."""
+    if len(data) >= 38:                                      # as winner_of_encoded
+        version, count, actors_len, flags, n_ctx, _, _, _, expire_at_ms, value_len = \
+            _ONE_HEAD.unpack_from(data)
+        if version == FORMAT_VERSION and count == 1:
+            start = 38 + 10 * n_ctx
+            end = start + value_len
+            if end + actors_len != len(data):
+                raise ValueError("bad sibling set header")
+            if flags & _FLAG_TOMBSTONE or (expire_at_ms and expire_at_ms <= now_ms):
+                return None
+            return data[start:end]
+    current = winner(decode_siblings(data), now_ms)
+    return current.value if current is not None else None
+
+
 def overwrite_encoded(data: bytes | None, actor: Actor, value: bytes | None, timestamp_ms: int,
                       expire_at_ms: int = 0) -> tuple[bytes, int, int] | None:
     """A blind write over the stored set `data` (None = absent), straight from its bytes.

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from cluster import versioning
 from cluster.types import Current, PeerUnavailable, QuorumNotReached
+from resp_kv.reply import NOT_NOW
 from resp_kv.errors import CommandError, NoQuorum
 
 # VCLOCK reply entry: (value or None for a tombstone, clock "a:3,b:1", timestamp_ms)
@@ -34,6 +35,12 @@ class Backend(Protocol):
         coordinator's local versions. Raises CommandError for a malformed context."""
 
     async def put_many(self, items: list[tuple[bytes, bytes]]) -> None: ...
+
+    def get_value_now(self, key: bytes) -> bytes | None | object:
+        """GET's answer (the live value or None) if it needs no waiting, else NOT_NOW."""
+
+    def put_now(self, key: bytes, value: bytes) -> bool:
+        """A plain blind put done at once if it needs no waiting (then True), else False."""
 
     async def mutate(self, key: bytes, mutator: str, args: list[bytes]) -> object:
         """Run the named read-modify-write at the key's coordinator; return its reply."""
@@ -85,6 +92,19 @@ class ClusterBackend:
             raise _quorum_error(error) from None
         except PeerUnavailable as error:
             raise NoQuorum(str(error)) from None
+
+    def get_value_now(self, key: bytes) -> bytes | None | object:
+        cluster = self._cluster
+        if cluster.solo:            # one node: no coroutine at all (every GET of -P 16)
+            return cluster.read_value(key, _now_ms())
+        return NOT_NOW
+
+    def put_now(self, key: bytes, value: bytes) -> bool:
+        cluster = self._cluster
+        if cluster.solo:
+            cluster.blind_write(key, value, 0)
+            return True
+        return False
 
     async def get_many(self, keys: list[bytes]) -> list[Current | None]:
         try:

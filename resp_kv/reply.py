@@ -48,5 +48,9 @@ NO_REPLY = _NoReply()
 
 
 OK = SimpleString("OK")
+
+# Not a reply: what a command's synchronous `now` handler returns when the answer needs
+# waiting (commands/spec.py); the dispatcher then runs the async handler.
+NOT_NOW = type("NotNow", (), {"__repr__": lambda self: "NOT_NOW"})()
 PONG = SimpleString("PONG")
 QUEUED = SimpleString("QUEUED")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from resp_kv.commands import admin, connection, custom, keys, server, strings
 from resp_kv.commands.spec import CommandSpec, Session
 from resp_kv.errors import CommandError, NoAuth, UnknownCommand, WrongArity
+from resp_kv.reply import NOT_NOW, OK
 from resp_kv.resp import encode, encode_error
 from resp_kv.resume import resume
 
@@ -34,6 +35,7 @@ log = logging.getLogger("resp_kv.commands")
 NO_AUTH = frozenset({b"AUTH", b"HELLO", b"QUIT", b"RESET"})
 
 _INTERNAL_ERROR = b"-ERR internal error\r\n"
+_OK = b"+OK\r\n"                   # reply.OK encoded (RESP2 and RESP3 alike)
 
 
 def _build(families: tuple[tuple[CommandSpec, ...], ...]) -> dict[bytes, CommandSpec]:
@@ -128,7 +130,7 @@ class Dispatcher:
                     if session.closing:
                         return None
                     continue
-                handler, arity, key_at = entry
+                handler, arity, key_at, now = entry
                 count = len(args)
                 if count != arity and (arity > 0 or count < -arity):
                     out.append(self._run_checked(args))    # the arity error: never suspends
@@ -142,9 +144,11 @@ class Dispatcher:
                         in_flight = None
                 session.last_command = args[0]
                 processed += 1
-                coro = handler(session, args[1:])
                 try:
-                    yielded = coro.send(None)
+                    if now is None or (reply := now(session, args)) is NOT_NOW:
+                        coro = handler(session, args[1:])
+                        yielded = coro.send(None)
+                        reply = NOT_NOW                 # it suspended: below
                 except StopIteration as stop:
                     reply = stop.value
                 except CommandError as error:
@@ -154,7 +158,7 @@ class Dispatcher:
                 except Exception:
                     out.append(self._internal_error(args))
                     continue
-                else:
+                if reply is NOT_NOW:
                     # Suspended (a quorum wait): let it finish concurrently and go on with the
                     # pipeline, so one connection's commands share peer round trips. Its reply
                     # keeps its place in `out`; _settle() fills it in before anything is written.
@@ -175,6 +179,10 @@ class Dispatcher:
                     out.append(b"$-1\r\n" if session.protocol == 2 else b"_\r\n")
                 elif cls is int:
                     out.append(b":%d\r\n" % reply)
+                elif reply is OK:
+                    out.append(_OK)
+                    if session.closing:             # QUIT
+                        return None
                 else:
                     out.append(self._encode(reply, args))
                     if session.closing:             # QUIT, SHUTDOWN
@@ -191,15 +199,16 @@ class Dispatcher:
         session = self.session
         if entry is None or (self._auth_required and not session.authenticated):
             return self._run_checked(args)
-        handler, arity, _ = entry
+        handler, arity, _, now = entry
         count = len(args)
         if count != arity and (arity > 0 or count < -arity):
             return self._run_checked(args)
         session.last_command = args[0]
         self._state.total_commands_processed += 1
-        coro = handler(session, args[1:])
         try:
-            yielded = coro.send(None)
+            if now is None or (reply := now(session, args)) is NOT_NOW:
+                coro = handler(session, args[1:])
+                return PendingReply(self, coro, coro.send(None), args)
         except StopIteration as stop:
             reply = stop.value
         except CommandError as error:
@@ -207,10 +216,11 @@ class Dispatcher:
             return encode_error(error)
         except Exception:
             return self._internal_error(args)
-        else:
-            return PendingReply(self, coro, yielded, args)
-        if reply.__class__ is bytes:
+        cls = reply.__class__
+        if cls is bytes:
             return b"$%d\r\n%s\r\n" % (len(reply), reply)
+        if reply is OK:
+            return _OK
         return self._encode(reply, args)
 
     def _run_checked(self, args: list[bytes]) -> "bytes | PendingReply":
@@ -327,12 +337,14 @@ async def _settle(out: list) -> None:
 
 
 def _fast_table(table: dict[bytes, CommandSpec]) -> dict[bytes, tuple]:
-    """name as clients usually spell it (UPPER, lower) -> (handler, arity, key positions), for
-    commands any authenticated client may run. Everything else takes `_run_checked`."""
+    """name as clients usually spell it (UPPER, lower) -> (handler, arity, key positions, now
+    handler), for commands any authenticated client may run. Everything else takes
+    `_run_checked`."""
     fast = _FAST_CACHE.get(id(table))
     if fast is None:
         fast = {}
         for name, spec in table.items():
-            fast[name] = fast[name.lower()] = (spec.handler, spec.arity, _key_positions(spec))
+            fast[name] = fast[name.lower()] = (spec.handler, spec.arity, _key_positions(spec),
+                                               spec.now)
         _FAST_CACHE[id(table)] = fast
     return fast

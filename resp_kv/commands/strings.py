@@ -26,7 +26,7 @@ import time
 from resp_kv.commands.mutations import LLONG_MAX, LLONG_MIN, parse_ll, parse_long_double
 from resp_kv.commands.spec import CommandSpec, Session
 from resp_kv.errors import CommandError, NotAFloat, NotAnInteger, SyntaxErr, WrongArity
-from resp_kv.reply import OK
+from resp_kv.reply import NOT_NOW, OK
 
 __all__ = ["SPECS", "now_ms"]
 
@@ -53,6 +53,16 @@ def _absolute_expiry(text: bytes, unit_ms: int, relative: bool, command: str) ->
     if value > LLONG_MAX:
         raise _expire_error(command)
     return value
+
+
+def get_now(session: Session, argv: list[bytes]) -> object:
+    return session.backend.get_value_now(argv[1])
+
+
+def set_now(session: Session, argv: list[bytes]) -> object:
+    if len(argv) == 3 and session.backend.put_now(argv[1], argv[2]):
+        return OK
+    return NOT_NOW
 
 
 async def get(session: Session, args: list[bytes]) -> object:
@@ -188,18 +198,18 @@ async def strlen(session: Session, args: list[bytes]) -> object:
 
 
 def _spec(name: str, arity: int, handler, flags: tuple[str, ...], summary: str, since: str,
-          first_key: int = 1, last_key: int = 1, key_step: int = 1) -> CommandSpec:
+          first_key: int = 1, last_key: int = 1, key_step: int = 1, now=None) -> CommandSpec:
     return CommandSpec(name=name.encode(), arity=arity, handler=handler, flags=flags,
                        first_key=first_key, last_key=last_key, key_step=key_step,
-                       group="string", summary=summary, since=since)
+                       group="string", summary=summary, since=since, now=now)
 
 
 _W, _WF, _R = ("write", "denyoom"), ("write", "denyoom", "fast"), ("readonly", "fast")
 
 SPECS: list[CommandSpec] = [
-    _spec("GET", 2, get, _R, "Returns the string value of a key.", "1.0.0"),
+    _spec("GET", 2, get, _R, "Returns the string value of a key.", "1.0.0", now=get_now),
     _spec("SET", -3, set_, _W, "Sets the string value of a key, ignoring its type. "
-          "The key is created if it doesn't exist.", "1.0.0"),
+          "The key is created if it doesn't exist.", "1.0.0", now=set_now),
     _spec("SETNX", 3, setnx, _WF, "Set the string value of a key only when the key doesn't exist.",
           "1.0.0"),
     _spec("SETEX", 4, setex, _W, "Sets the string value and expiration time of a key. "

@@ -4,7 +4,7 @@ A dict of key -> `cluster.types.Current`; read-modify-writes run the real mutato
 `resp_kv.commands.mutations.MUTATORS` against it, so replies are the real ones. Not a model of
 replication: VCLOCK returns one fixed-looking version per key. Every method completes without
 suspending unless `suspend` is set, which makes each call yield to the event loop once (to
-exercise the server's slow path).
+exercise the server's slow path) and the synchronous `*_now` methods decline.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 
 from cluster.types import Current
 from resp_kv.commands.mutations import MUTATORS
+from resp_kv.reply import NOT_NOW
 
 
 def _now_ms() -> int:
@@ -49,6 +50,18 @@ class FakeBackend:
     async def get(self, key: bytes) -> Current | None:
         await self._maybe_suspend()
         return self._live(key)
+
+    def get_value_now(self, key: bytes) -> bytes | None | object:
+        if self.suspend:
+            return NOT_NOW
+        current = self._live(key)
+        return current.value if current is not None else None
+
+    def put_now(self, key: bytes, value: bytes) -> bool:
+        if self.suspend:
+            return False
+        self.data[key] = Current(value, 0)
+        return True
 
     async def get_many(self, keys: list[bytes]) -> list[Current | None]:
         await self._maybe_suspend()

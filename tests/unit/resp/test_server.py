@@ -244,6 +244,7 @@ def test_server_stop_drains_in_flight_then_closes():
             backend.data[key] = __import__("cluster.types").types.Current(value, 0)
 
         backend.put = slow_put
+        backend.put_now = lambda key, value: False          # take the (slow) async path
         writer.write(frame(b"SET", b"k", b"v"))
         connection = next(iter(server._connections))
         await _until(lambda: not connection.idle)
