@@ -279,7 +279,17 @@ def test_winner_of_encoded_equals_winner_of_decoded(siblings, now_ms) -> None:
     assert v.winner_of_encoded(data, now_ms) == v.winner(v.decode_siblings(data), now_ms)
 
 
+@given(siblings_st, st.integers(0, 2**64 - 1))
+@settings(max_examples=300, deadline=None)
+def test_value_of_encoded_equals_the_winners_value(siblings, now_ms) -> None:
+    data = v.encode_siblings(siblings)
+    current = v.winner(v.decode_siblings(data), now_ms)
+    assert v.value_of_encoded(data, now_ms) == (current.value if current is not None else None)
+
+
 def test_winner_of_encoded_rejects_a_truncated_set() -> None:
     data = v.encode_siblings([Sibling(("a@1", 1), {"b@2": 4}, b"value", 5, 0)])
     with pytest.raises(ValueError):
         v.winner_of_encoded(data[:-3], 0)
+    with pytest.raises(ValueError):
+        v.value_of_encoded(data[:-3], 0)
