@@ -268,7 +268,7 @@ class AntiEntropy:
         ring = self._ring()                       # _has_peers(), inlined: every local write
         if ring is not None and len(ring) > 1:
             now = self.clock.wall_ms()
-            if versioning.is_dead(versioning.decode_siblings(new), now):
+            if versioning.is_dead_encoded(new, now):
                 self.gate.note_dead_arrival(token, now)
 
     # --- GC gate ---------------------------------------------------------------------------

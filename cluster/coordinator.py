@@ -248,14 +248,19 @@ class Coordinator:
         n, _, w = self._sizes()
         network = self.network
         cluster = self.cluster
-        _, survivors, encoded = cluster.local_write_full(key, token, value, expire_at_ms,
-                                                         context, local, old_raw)
+        if context is None and local is None:     # a plain SET: bytes to bytes, no Siblings
+            encoded = cluster.blind_write(key, value, expire_at_ms, token)
+            survivors = None                      # decoded only for a hint (below, done())
+        else:
+            _, survivors, encoded = cluster.local_write_full(key, token, value, expire_at_ms,
+                                                             context, local, old_raw)
         targets = self._targets(token, plan)
         if len(targets) < n:
             # Down primaries without a live fallback: this node holds their hints.
             covered = {t.hint_for or t.node for t in targets}
             for owner in network.ring.preference_list(token, n):
                 if owner not in covered:
+                    survivors = survivors or versioning.decode_siblings(encoded)
                     cluster.hints.add(owner, token, key, survivors)
         waiter = _Waiter(WriteQuorum(len(targets), w))
         waiter.record(self.me, None)
@@ -267,14 +272,15 @@ class Coordinator:
         if not waiter.quorum.succeeded:
             raise QuorumNotReached("write", len(waiter.quorum.acks), w)
 
-    def _send_put(self, key: bytes, token: int, encoded: bytes, survivors: list[Sibling],
+    def _send_put(self, key: bytes, token: int, encoded: bytes, survivors: list[Sibling] | None,
                   target: Target, waiter: _Waiter, used: set[NodeId]) -> None:
         def done(_payload, error: Exception | None) -> None:
             if error is None:
                 waiter.record(target.node, None)
                 return
             owner = target.hint_for or target.node
-            self.cluster.hints.add(owner, token, key, survivors)      # best effort
+            self.cluster.hints.add(owner, token, key,                  # best effort
+                                   survivors or versioning.decode_siblings(encoded))
             # While W is not met, a fallback takes the failed target's place (its result
             # is recorded instead of the failure).
             spare = None if waiter.quorum.succeeded else self._spare(token, used)

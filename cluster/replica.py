@@ -137,6 +137,12 @@ class Replica:
         old_raw = self.store.get(store_key)
         if old_raw == raw:
             return
+        fast = versioning.replaces_encoded(old_raw, raw)
+        if fast is not None:                      # the incoming sibling supersedes: bytes only
+            old_flags, old_expire_ms, new_flags, new_expire_ms = fast
+            self.store_overwrite(key, token, store_key, old_raw, raw, old_flags, old_expire_ms,
+                                 new_flags == 0, new_expire_ms)
+            return
         incoming = versioning.decode_siblings(raw)
         local = versioning.decode_siblings(old_raw) if old_raw is not None else []
         merged = versioning.sync(local, incoming)

@@ -175,21 +175,26 @@ class Cluster:
             return
         await self.coordinator.put(key, value, expire_at_ms, context)
 
-    def blind_write(self, key: bytes, value: bytes | None, expire_at_ms: int = 0) -> None:
-        """Single-node `put` over the local versions (plain SET), synchronous. Call only while
-        `solo`. Same result as `local_write(..., context=None)`, but a key without conflicts
-        goes bytes to bytes (versioning.overwrite_encoded, Replica.store_overwrite): no
-        Sibling objects, no re-encoding of the old set. Hot: every SET of the benchmark."""
-        token = key_token(key)
+    def blind_write(self, key: bytes, value: bytes | None, expire_at_ms: int = 0,
+                    token: int | None = None) -> bytes:
+        """A plain SET's write to the local replica, over the local versions, synchronous;
+        return the stored encoding. While `solo` that is the whole `put`; a coordinator ships
+        the encoding to the other replicas. Same result as `local_write(..., context=None)`,
+        but a key without conflicts goes bytes to bytes (versioning.overwrite_encoded,
+        Replica.store_overwrite): no Sibling objects, no re-encoding of the old set. Hot: every
+        SET of the benchmark."""
+        if token is None:
+            token = key_token(key)
         store_key = b"d" + token.to_bytes(8, "big") + key       # replica.data_key, inlined
         old_raw = self._store_get(store_key)
         done = _overwrite(old_raw, self.actor, value, self._wall_ms(), expire_at_ms)
         if done is None:                          # several siblings: the general path
-            self.local_write(key, token, value, expire_at_ms, None, _decode(old_raw), old_raw)
-            return
+            return self.local_write(key, token, value, expire_at_ms, None, _decode(old_raw),
+                                    old_raw)
         new_raw, old_flags, old_expire_ms = done
         self._store_overwrite(key, token, store_key, old_raw, new_raw, old_flags, old_expire_ms,
                               value is not None, expire_at_ms)
+        return new_raw
 
     async def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         if self.solo:
@@ -200,9 +205,9 @@ class Cluster:
 
     def local_write(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
                     context: Context | None, local: list[Sibling] | None = None,
-                    old_raw: bytes | None = None) -> None:
-        """Mint a write with this node's actor and apply it to the local replica.
-        `local`/`old_raw` may be passed by a caller that has just read them."""
+                    old_raw: bytes | None = None) -> bytes:
+        """Mint a write with this node's actor and apply it to the local replica; return the
+        stored encoding. `local`/`old_raw` may be passed by a caller that has just read them."""
         store_key = b"d" + token.to_bytes(8, "big") + key       # replica.data_key, inlined
         if local is None:
             old_raw = self._store_get(store_key)
@@ -220,7 +225,7 @@ class Cluster:
         else:
             _, survivors = versioning.write(local, context, self.actor, value,
                                             self._wall_ms(), expire_at_ms)
-        self._store_merged(key, token, local, old_raw, survivors, store_key)
+        return self._store_merged(key, token, local, old_raw, survivors, store_key)
 
     def local_write_full(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
                          context: Context | None, local: list[Sibling] | None = None,

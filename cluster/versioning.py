@@ -215,6 +215,69 @@ def value_of_encoded(data: bytes, now_ms: int) -> bytes | None:
     return current.value if current is not None else None
 
 
+def _one_sibling(data: bytes) -> tuple[tuple, list[str]] | None:
+    """(unpacked fields, actor table) of a well-formed one-sibling set, else None (several
+    siblings, 256+ context entries, or malformed: the caller takes the decoding path)."""
+    if len(data) < 8 or data[1] != 0 or data[2] != 1 or data[6] != 0:
+        return None
+    n_ctx = data[7]
+    st = _ONE_STRUCTS.get(n_ctx) or _one_struct(n_ctx)
+    try:
+        f = st.unpack_from(data, 0)
+    except struct.error:
+        return None
+    # f: version n_siblings actors_len flags n_ctx dot_actor dot_counter ts exp value_len ctx
+    if f[0] != FORMAT_VERSION or st.size + f[9] + f[2] != len(data):
+        return None
+    if f[3] != 0 and (f[3] != _FLAG_TOMBSTONE or f[9]):
+        return None                             # what decode_siblings rejects
+    blob = data[len(data) - f[2]:]
+    try:
+        actors = _ACTOR_CACHE.get(blob) or _decode_actors(blob)
+    except ValueError:
+        return None
+    if f[5] >= len(actors) or any(i >= len(actors) for i in f[10:10 + n_ctx]):
+        return None
+    return f, actors
+
+
+def replaces_encoded(old: bytes | None, new: bytes) -> tuple[int, int, int, int] | None:
+    """Decide `sync(decode(old), decode(new)) == decode(new)` from the bytes, for the common
+    replica write: one stored sibling (or none) superseded by one incoming sibling whose
+    context covers it. Return (old flags, old expire_at_ms, new flags, new expire_at_ms),
+    old flags -1 when `old` is None (as `overwrite_encoded`); None when it cannot tell at
+    once (siblings, a concurrent or obsolete write, the same dot): then merge the decoded sets.
+    """
+    incoming = _one_sibling(new)
+    if incoming is None:
+        return None
+    fn, actors_n = incoming
+    if old is None:
+        return -1, 0, fn[3], fn[8]
+    stored = _one_sibling(old)
+    if stored is None:
+        return None
+    fo, actors_o = stored
+    old_actor, old_counter = actors_o[fo[5]], fo[6]
+    new_actor, new_counter = actors_n[fn[5]], fn[6]
+    if old_actor == new_actor and old_counter == new_counter:
+        return None
+    n_new, seen_old = fn[4], 0
+    for i in range(n_new):                      # does the incoming context cover the old dot?
+        if actors_n[fn[10 + i]] == old_actor:
+            seen_old = fn[10 + n_new + i]
+            break
+    if seen_old < old_counter:
+        return None                             # concurrent: both survive
+    n_old = fo[4]
+    for i in range(n_old):                      # is the incoming dot already obsolete here?
+        if actors_o[fo[10 + i]] == new_actor:
+            if fo[10 + n_old + i] >= new_counter:
+                return None
+            break
+    return fo[3], fo[8], fn[3], fn[8]
+
+
 def overwrite_encoded(data: bytes | None, actor: Actor, value: bytes | None, timestamp_ms: int,
                       expire_at_ms: int = 0) -> tuple[bytes, int, int] | None:
     """A blind write over the stored set `data` (None = absent), straight from its bytes.
@@ -276,6 +339,16 @@ def is_dead(siblings: Iterable[Sibling], now_ms: int) -> bool:
         if s.value is not None and not (s.expire_at_ms and s.expire_at_ms <= now_ms):
             return False
     return True
+
+
+def is_dead_encoded(data: bytes, now_ms: int) -> bool:
+    """`is_dead(decode_siblings(data), now_ms)` without decoding a one-sibling set (every
+    replica write of a node with peers asks, for the GC gate)."""
+    if len(data) >= 38:                                      # as winner_of_encoded
+        version, count, _, flags, _, _, _, _, expire_at_ms, _ = _ONE_HEAD.unpack_from(data)
+        if version == FORMAT_VERSION and count == 1:
+            return bool(flags & _FLAG_TOMBSTONE) or 0 < expire_at_ms <= now_ms
+    return is_dead(decode_siblings(data), now_ms)
 
 
 # --- text forms (VCLOCK) ----------------------------------------------------------------------

@@ -287,6 +287,38 @@ def test_value_of_encoded_equals_the_winners_value(siblings, now_ms) -> None:
     assert v.value_of_encoded(data, now_ms) == (current.value if current is not None else None)
 
 
+@given(siblings_st, st.integers(0, 2**64 - 1))
+@settings(max_examples=300, deadline=None)
+def test_is_dead_encoded_equals_is_dead_of_decoded(siblings, now_ms) -> None:
+    data = v.encode_siblings(siblings)
+    assert v.is_dead_encoded(data, now_ms) == v.is_dead(v.decode_siblings(data), now_ms)
+
+
+@given(siblings_st, siblings_st)
+@settings(max_examples=500, deadline=None)
+def test_replaces_encoded_only_when_the_merge_is_the_incoming_set(old, new) -> None:
+    old_raw, new_raw = v.encode_siblings(old), v.encode_siblings(new)
+    fast = v.replaces_encoded(old_raw if old else None, new_raw)
+    merged = v.sync(v.decode_siblings(old_raw), v.decode_siblings(new_raw))
+    if fast is not None:
+        assert v.encode_siblings(merged) == new_raw
+        assert len(old) <= 1 and len(new) == 1
+        flags = (lambda s: 0 if s.value is not None else 1)
+        assert fast == ((flags(old[0]), old[0].expire_at_ms) if old else (-1, 0)) + (
+            flags(new[0]), new[0].expire_at_ms)
+
+
+def test_replaces_encoded_the_replica_write_of_a_plain_set() -> None:
+    stored = v.encode_siblings([Sibling(("n1@a", 4), {}, b"old", 10)])
+    over = v.encode_siblings([Sibling(("n2@b", 1), {"n1@a": 4}, b"new", 11)])
+    assert v.replaces_encoded(stored, over) == (0, 0, 0, 0)
+    concurrent = v.encode_siblings([Sibling(("n2@b", 1), {"n1@a": 3}, b"new", 11)])
+    assert v.replaces_encoded(stored, concurrent) is None
+    assert v.replaces_encoded(stored, stored) is None
+    assert v.replaces_encoded(stored, over[:-1]) is None                 # malformed: decode
+    assert v.replaces_encoded(None, over) == (-1, 0, 0, 0)
+
+
 def test_winner_of_encoded_rejects_a_truncated_set() -> None:
     data = v.encode_siblings([Sibling(("a@1", 1), {"b@2": 4}, b"value", 5, 0)])
     with pytest.raises(ValueError):
