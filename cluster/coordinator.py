@@ -47,17 +47,24 @@ _CALL_ERRORS = (PeerUnavailable, PeerError, TimeoutError, ConnectionError, OSErr
 
 class _Waiter:
     """Resolves once a quorum (quorum.py) is done. Fed from done-callbacks, so a request
-    creates no task."""
+    creates no task. Either awaited (`wait()`) or told to call `on_done()` once, when done."""
 
     def __init__(self, quorum) -> None:
         self.quorum = quorum
         self._future: asyncio.Future | None = None
+        self.on_done: Callable[[], None] | None = None
 
     def record(self, node: NodeId, result) -> None:
-        self.quorum.record(node, result)
-        future = self._future
-        if future is not None and not future.done() and self.quorum.done:
-            future.set_result(None)
+        quorum = self.quorum
+        quorum.record(node, result)
+        if quorum.done:
+            future = self._future
+            if future is not None and not future.done():
+                future.set_result(None)
+            on_done = self.on_done
+            if on_done is not None:
+                self.on_done = None
+                on_done()
 
     def wait(self) -> asyncio.Future:
         """Return a future resolved once the quorum is done (a plain method, not a coroutine:
@@ -240,11 +247,44 @@ class Coordinator:
             return self._forward(token, messages.FPUT, [key, value, expire_at_ms, ctx])
         return self._coordinate_put(key, token, value, expire_at_ms, context, plan=plan)
 
+    def put_started(self, key: bytes, value: bytes, on_done: Callable) -> bool:
+        """A plain SET's `put` as callbacks, for the client hot path (no task, no coroutine):
+        start it and return True, then call `on_done(None)` after W acks or
+        `on_done(QuorumNotReached)`, once. Return False, having done nothing, when this node
+        is not a primary of the key: forwarding goes through `put()`."""
+        token = key_token(key)
+        plan = self._plan(token)
+        if not self._lists_me(plan[0]):
+            return False
+        waiter = self._start_put(key, token, value, 0, None, None, None, plan)
+
+        def finished() -> None:
+            quorum = waiter.quorum
+            on_done(None if quorum.succeeded
+                    else QuorumNotReached("write", len(quorum.acks), quorum.w))
+
+        if waiter.quorum.done:
+            finished()
+        else:
+            waiter.on_done = finished
+        return True
+
     async def _coordinate_put(self, key: bytes, token: int, value: bytes | None,
                               expire_at_ms: int, context: Context | None,
                               local: list[Sibling] | None = None,
                               old_raw: bytes | None = None,
                               plan: tuple | None = None) -> None:
+        waiter = self._start_put(key, token, value, expire_at_ms, context, local, old_raw, plan)
+        await waiter.wait()
+        quorum = waiter.quorum
+        if not quorum.succeeded:
+            raise QuorumNotReached("write", len(quorum.acks), quorum.w)
+
+    def _start_put(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
+                   context: Context | None, local: list[Sibling] | None,
+                   old_raw: bytes | None, plan: tuple | None) -> _Waiter:
+        """Write locally, send the stored set to the other targets; return the waiter their
+        acks feed (the local write counts as the first)."""
         n, _, w = self._sizes()
         network = self.network
         cluster = self.cluster
@@ -268,9 +308,7 @@ class Coordinator:
         for target in targets:
             if target.node != self.me:
                 self._send_put(key, token, encoded, survivors, target, waiter, used)
-        await waiter.wait()
-        if not waiter.quorum.succeeded:
-            raise QuorumNotReached("write", len(waiter.quorum.acks), w)
+        return waiter
 
     def _send_put(self, key: bytes, token: int, encoded: bytes, survivors: list[Sibling] | None,
                   target: Target, waiter: _Waiter, used: set[NodeId]) -> None:

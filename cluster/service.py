@@ -175,6 +175,14 @@ class Cluster:
             return
         await self.coordinator.put(key, value, expire_at_ms, context)
 
+    def put_started(self, key: bytes, value: bytes, on_done) -> bool:
+        """Start a plain SET's replicated `put` without a coroutine (the coordinator calls
+        `on_done(error or None)` once W acked or cannot); False if it cannot start that way
+        (a cluster of one: use `blind_write`; a key this node does not coordinate: `put`)."""
+        if self.solo:
+            return False
+        return self.coordinator.put_started(key, value, on_done)
+
     def blind_write(self, key: bytes, value: bytes | None, expire_at_ms: int = 0,
                     token: int | None = None) -> bytes:
         """A plain SET's write to the local replica, over the local versions, synchronous;

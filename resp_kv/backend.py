@@ -9,7 +9,7 @@ standalone backend: a single node is a cluster of one (DESIGN.md §1).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from cluster import versioning
@@ -41,6 +41,11 @@ class Backend(Protocol):
 
     def put_now(self, key: bytes, value: bytes) -> bool:
         """A plain blind put done at once if it needs no waiting (then True), else False."""
+
+    def put_started(self, key: bytes, value: bytes,
+                    on_done: Callable[[CommandError | None], None]) -> bool:
+        """A plain blind put driven by callbacks: True if started (then `on_done(None)` on
+        success or `on_done(error)`, once), False if it must go through `put()`."""
 
     async def mutate(self, key: bytes, mutator: str, args: list[bytes]) -> object:
         """Run the named read-modify-write at the key's coordinator; return its reply."""
@@ -105,6 +110,17 @@ class ClusterBackend:
             cluster.blind_write(key, value, 0)
             return True
         return False
+
+    def put_started(self, key: bytes, value: bytes,
+                    on_done: Callable[[CommandError | None], None]) -> bool:
+        def done(error: Exception | None) -> None:
+            if error is None:
+                on_done(None)
+            elif isinstance(error, QuorumNotReached):
+                on_done(_quorum_error(error))
+            else:
+                on_done(NoQuorum(str(error)))
+        return self._cluster.put_started(key, value, done)
 
     async def get_many(self, keys: list[bytes]) -> list[Current | None]:
         try:

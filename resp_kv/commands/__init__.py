@@ -36,6 +36,7 @@ NO_AUTH = frozenset({b"AUTH", b"HELLO", b"QUIT", b"RESET"})
 
 _INTERNAL_ERROR = b"-ERR internal error\r\n"
 _OK = b"+OK\r\n"                   # reply.OK encoded (RESP2 and RESP3 alike)
+_Future = asyncio.Future              # what a `now` handler returns for a started call
 
 
 def _build(families: tuple[tuple[CommandSpec, ...], ...]) -> dict[bytes, CommandSpec]:
@@ -158,11 +159,13 @@ class Dispatcher:
                 except Exception:
                     out.append(self._internal_error(args))
                     continue
-                if reply is NOT_NOW:
-                    # Suspended (a quorum wait): let it finish concurrently and go on with the
-                    # pipeline, so one connection's commands share peer round trips. Its reply
-                    # keeps its place in `out`; _settle() fills it in before anything is written.
-                    out.append(_in_background(PendingReply(self, coro, yielded, args)))
+                if reply is NOT_NOW or reply.__class__ is _Future:
+                    # Suspended (a quorum wait), or started by callbacks (a Future of the
+                    # encoded reply): let it finish concurrently and go on with the pipeline,
+                    # so one connection's commands share peer round trips. Its reply keeps its
+                    # place in `out`; _settle() fills it in before anything is written.
+                    out.append(_in_background(PendingReply(self, coro, yielded, args))
+                               if reply is NOT_NOW else reply)
                     keys = _keys(args, key_at)
                     if keys is None:                # keyless: nothing may overtake it
                         await _settle(out)
@@ -193,7 +196,7 @@ class Dispatcher:
         finally:
             state.total_commands_processed += processed
 
-    def run(self, args: list[bytes]) -> "bytes | PendingReply":
+    def run(self, args: list[bytes]) -> "bytes | PendingReply | asyncio.Future":
         """Start one command: encoded reply bytes, or a PendingReply if the handler suspended."""
         entry = self._fast.get(args[0])
         session = self.session
@@ -221,6 +224,8 @@ class Dispatcher:
             return b"$%d\r\n%s\r\n" % (len(reply), reply)
         if reply is OK:
             return _OK
+        if cls is _Future:                       # started by callbacks: awaitable bytes
+            return reply
         return self._encode(reply, args)
 
     def _run_checked(self, args: list[bytes]) -> "bytes | PendingReply":

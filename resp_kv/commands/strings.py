@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 
 from resp_kv.commands.mutations import LLONG_MAX, LLONG_MIN, parse_ll, parse_long_double
-from resp_kv.commands.spec import CommandSpec, Session
+from resp_kv.commands.spec import CommandSpec, Session, started_reply
 from resp_kv.errors import CommandError, NotAFloat, NotAnInteger, SyntaxErr, WrongArity
 from resp_kv.reply import NOT_NOW, OK
 
@@ -60,15 +60,20 @@ def get_now(session: Session, argv: list[bytes]) -> object:
 
 
 def set_now(session: Session, argv: list[bytes]) -> object:
-    if len(argv) == 3 and session.backend.put_now(argv[1], argv[2]):
+    if len(argv) != 3:
+        return NOT_NOW
+    backend, key, value = session.backend, argv[1], argv[2]
+    if backend.put_now(key, value):
         return OK
-    return NOT_NOW
+    return started_reply(session, lambda done: backend.put_started(key, value, done), _OK_BYTES)
 
 
 async def get(session: Session, args: list[bytes]) -> object:
     current = await session.backend.get(args[0])
     return current.value if current is not None else None
 
+
+_OK_BYTES = b"+OK\r\n"
 
 _EXPIRY_OPTIONS = {b"EX": (1000, True), b"PX": (1, True), b"EXAT": (1000, False), b"PXAT": (1, False)}
 

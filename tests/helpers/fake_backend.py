@@ -63,6 +63,17 @@ class FakeBackend:
         self.data[key] = Current(value, 0)
         return True
 
+    def put_started(self, key: bytes, value: bytes, on_done) -> bool:
+        if not self.suspend:
+            return False                  # put_now has answered already
+        loop = asyncio.get_running_loop()   # suspending: complete from a later loop pass
+
+        def finish() -> None:
+            self.data[key] = Current(value, 0)
+            on_done(None)
+        loop.call_soon(finish)
+        return True
+
     async def get_many(self, keys: list[bytes]) -> list[Current | None]:
         await self._maybe_suspend()
         return [self._live(key) for key in keys]
