@@ -36,6 +36,7 @@ from cluster.clock import Clock, SystemClock
 from cluster.hints import HintStore
 from cluster.replica import TOKEN_LIMIT, Replica, data_key
 from cluster.types import Context, LocalStore, Mutator, Sibling, key_token
+from resp_kv.reply import NOT_NOW
 
 log = logging.getLogger("cluster.service")
 
@@ -145,10 +146,14 @@ class Cluster:
         raw = self._store_get(b"d" + key_token(key).to_bytes(8, "big") + key)  # data_key
         return _winner_of_encoded(raw, now_ms) if raw is not None else None
 
-    def read_value(self, key: bytes, now_ms: int) -> bytes | None:
-        """`read_current(...).value` without the Current: every single-node GET."""
+    def value_now(self, key: bytes) -> bytes | None | object:
+        """GET's answer while `solo`, synchronous: the live value or None; NOT_NOW (a reply
+        marker of resp_kv.reply) in a cluster, where reads wait for R replicas. Hot: every
+        single-node GET, so the client backend binds it directly (no wrapper frame)."""
+        if not self.solo:
+            return NOT_NOW
         raw = self._store_get(b"d" + key_token(key).to_bytes(8, "big") + key)  # data_key
-        return _value_of_encoded(raw, now_ms) if raw is not None else None
+        return _value_of_encoded(raw, self._wall_ms()) if raw is not None else None
 
     async def get_many_current(self, keys: list[bytes], now_ms: int) -> list[Current | None]:
         if self.solo:

@@ -14,7 +14,6 @@ from typing import Protocol
 
 from cluster import versioning
 from cluster.types import Current, PeerUnavailable, QuorumNotReached
-from resp_kv.reply import NOT_NOW
 from resp_kv.errors import CommandError, NoQuorum
 
 # VCLOCK reply entry: (value or None for a tombstone, clock "a:3,b:1", timestamp_ms)
@@ -86,6 +85,8 @@ class ClusterBackend:
     def __init__(self, cluster, local_info) -> None:
         self._cluster = cluster
         self._local_info = local_info   # () -> dict of storage INFO fields
+        # Backend.get_value_now: the cluster's own method, no frame of ours (every GET)
+        self.get_value_now = cluster.value_now
 
     async def get(self, key: bytes) -> Current | None:
         cluster = self._cluster
@@ -97,12 +98,6 @@ class ClusterBackend:
             raise _quorum_error(error) from None
         except PeerUnavailable as error:
             raise NoQuorum(str(error)) from None
-
-    def get_value_now(self, key: bytes) -> bytes | None | object:
-        cluster = self._cluster
-        if cluster.solo:            # one node: no coroutine at all (every GET of -P 16)
-            return cluster.read_value(key, _now_ms())
-        return NOT_NOW
 
     def put_now(self, key: bytes, value: bytes) -> bool:
         cluster = self._cluster
