@@ -278,8 +278,9 @@ def _bulk_overhead(size: int) -> int:
 class HiredisRequestParser:
     """hiredis.Reader for speed; the reference parser whenever hiredis could differ from Redis.
 
-    Invariant: `_mirror` holds exactly the bytes fed to the reader since the last frame
-    boundary. After the reader has returned all it can, the canonical size of the returned
+    Invariant: `_mirror` + `_last` hold exactly the bytes fed to the reader since the last
+    frame boundary (`_last`: a chunk fed at a boundary, kept by reference: a request that
+    arrives whole, every request at -P 1, is never copied). After the reader has returned all it can, the canonical size of the returned
     commands must equal the mirror's length and the reader must hold nothing: then every
     frame was canonical (`$` bulks only, no `+simple` elements) and the mirror is dropped.
     Anything else (a partial frame, a non-canonical or malformed frame, a hiredis error,
@@ -291,6 +292,7 @@ class HiredisRequestParser:
         self._limits = limits if isinstance(limits, _Limits) else _Limits(limits)
         self._reader = hiredis.Reader()
         self._mirror = bytearray()
+        self._last: bytes | None = None
         self._fallback: RequestParser | None = None
         self._ready: deque[list[bytes]] = deque()
         self._error: ProtocolError | None = None
@@ -299,11 +301,14 @@ class HiredisRequestParser:
     def buffered(self) -> int:
         if self._fallback is not None:
             return self._fallback.buffered
-        return len(self._mirror)
+        return len(self._mirror) + (len(self._last) if self._last is not None else 0)
 
     def feed(self, data: bytes) -> None:
         """Append received bytes. Raises QueryBufferExceeded past client_query_buffer_limit."""
         mirror = self._mirror
+        if self._last is not None:                # fed twice without commands_into
+            mirror += self._last
+            self._last = None
         if self._fallback is None:
             if mirror:
                 # A frame continues from the last read: a header may straddle the two.
@@ -318,12 +323,20 @@ class HiredisRequestParser:
             self._fallback.feed(data)
             return
         self._reader.feed(data)
-        mirror += data
-        if len(mirror) > self._limits.max_buffer:
-            raise QueryBufferExceeded("query buffer limit exceeded")
+        if mirror:
+            mirror += data
+            if len(mirror) > self._limits.max_buffer:
+                raise QueryBufferExceeded("query buffer limit exceeded")
+        else:
+            self._last = data
+            if len(data) > self._limits.max_buffer:
+                raise QueryBufferExceeded("query buffer limit exceeded")
 
     def _to_fallback(self) -> None:
         fallback = RequestParser(self._limits)
+        if self._last is not None:
+            self._mirror += self._last
+            self._last = None
         if self._mirror:
             fallback.feed(bytes(self._mirror))
         self._fallback = fallback
@@ -352,8 +365,12 @@ class HiredisRequestParser:
             except (_Astray, hiredis.ProtocolError):
                 pass
             else:
-                if size == len(self._mirror) and not self._reader.has_data():
-                    self._mirror.clear()
+                last = self._last
+                if (size == len(self._mirror) + (len(last) if last is not None else 0)
+                        and not self._reader.has_data()):
+                    if last is None:
+                        self._mirror.clear()
+                    self._last = None
                     sink.extend(batch)
                     return
             self._to_fallback()

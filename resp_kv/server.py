@@ -154,26 +154,30 @@ class RespProtocol(asyncio.Protocol):
             self._stop_reading = True
         if self._busy:
             self._update_reading()
+        elif len(pending) == 1 and pending[0].__class__ is list:
+            # One command (every request at -P 1): a plain call, no batch coroutine.
+            reply = self._run_one(pending.popleft())
+            if reply.__class__ is bytes and not self.session.closing:
+                self._write_reply(reply)
+                if self._reading_paused:
+                    self._update_reading()
+            else:
+                self._one_done(reply)
         else:
             self._run_inline()
 
     # ------------------------------------------------------------------------- execution
+    def _one_done(self, reply) -> None:
+        """The rarer ends of a lone command: it suspended, or the session is closing."""
+        if reply.__class__ is not bytes:
+            out: list[bytes] = []
+            self._hand_over(self._finish_one(reply, out), out)
+        else:
+            self._finish([reply])
+
     def _run_inline(self) -> None:
         """Run the queue in this callback; hand it to the worker if a command suspends."""
         pending, limit = self._pending, self._high_water
-        if len(pending) == 1 and pending[0].__class__ is list:
-            # One command (every request at -P 1): a plain call, no batch coroutine.
-            reply = self._run_one(pending.popleft())
-            if reply.__class__ is not bytes:
-                out: list[bytes] = []
-                self._hand_over(self._finish_one(reply, out), out)
-            elif self.session.closing:
-                self._finish([reply])
-            else:
-                self._write_reply(reply)
-                if self._reading_paused:
-                    self._update_reading()
-            return
         while True:
             out: list[bytes] = []
             batch = self._drain_queue(pending, out, limit)
