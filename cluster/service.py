@@ -31,6 +31,8 @@ import os
 from collections import deque
 from collections.abc import Mapping
 
+import mmh3
+
 from cluster import versioning
 from cluster.clock import Clock, SystemClock
 from cluster.hints import HintStore
@@ -45,6 +47,7 @@ _join = versioning.join_context
 _overwrite = versioning.overwrite_encoded
 _winner_of_encoded = versioning.winner_of_encoded
 _value_of_encoded = versioning.value_of_encoded
+_hash64 = mmh3.hash64
 
 INCARNATION_KEY = b"mincarnation"   # on-disk: never change
 
@@ -152,8 +155,9 @@ class Cluster:
         single-node GET, so the client backend binds it directly (no wrapper frame)."""
         if not self.solo:
             return NOT_NOW
-        raw = self._store_get(b"d" + key_token(key).to_bytes(8, "big") + key)  # data_key
-        return _value_of_encoded(raw, self._wall_ms()) if raw is not None else None
+        token = _hash64(key, signed=False)[0]                      # key_token, inlined
+        raw = self._store_get(b"d" + token.to_bytes(8, "big") + key)  # data_key
+        return _value_of_encoded(raw, self._wall_ms) if raw is not None else None
 
     async def get_many_current(self, keys: list[bytes], now_ms: int) -> list[Current | None]:
         if self.solo:

@@ -347,7 +347,7 @@ class HiredisRequestParser:
         """Append every complete command to `sink` (a list or deque); then raise a pending
         ProtocolError. The server's hot path: one call per received chunk."""
         if self._fallback is None:
-            gets, batch, size = self._reader.gets, [], 0
+            gets, size, added = self._reader.gets, 0, 0
             try:
                 while (command := gets()) is not False:
                     if command.__class__ is not list:
@@ -361,7 +361,8 @@ class HiredisRequestParser:
                         size += length + (_BULK_HDR[length] if length < _HDR_MAX
                                           else _bulk_overhead(length))
                     if count:
-                        batch.append(command)
+                        sink.append(command)
+                        added += 1
             except (_Astray, hiredis.ProtocolError):
                 pass
             else:
@@ -371,8 +372,9 @@ class HiredisRequestParser:
                     if last is None:
                         self._mirror.clear()
                     self._last = None
-                    sink.extend(batch)
                     return
+            for _ in range(added):                # not canonical after all: replay it all
+                sink.pop()
             self._to_fallback()
         fallback = self._fallback
         try:
