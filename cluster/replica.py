@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import mmh3
 from sortedcontainers import SortedList
 
 from cluster import versioning
@@ -28,6 +29,7 @@ DATA_END = b"e"
 TOKEN_LIMIT = 1 << 64
 
 _encode = versioning.encode_siblings
+_hash_bytes = mmh3.hash_bytes
 
 WriteListener = Callable[[bytes, int, "bytes | None", "bytes | None"], None]
 
@@ -35,6 +37,13 @@ WriteListener = Callable[[bytes, int, "bytes | None", "bytes | None"], None]
 def data_key(token: int, key: bytes) -> bytes:
     """Return the store key of `key`'s sibling set."""
     return b"d" + token.to_bytes(8, "big") + key
+
+
+def data_key_of(key: bytes) -> bytes:
+    """`data_key(key_token(key), key)` with one hash call and no int: the token is the first
+    half of the mmh3 x64 128 digest, so its big-endian bytes are the digest's first 8 bytes
+    reversed (the digest is little-endian). Hot: every single-node GET inlines this line."""
+    return b"d" + _hash_bytes(key)[7::-1] + key
 
 
 def split_data_key(store_key: bytes) -> tuple[int, bytes]:

@@ -47,7 +47,7 @@ _join = versioning.join_context
 _overwrite = versioning.overwrite_encoded
 _winner_of_encoded = versioning.winner_of_encoded
 _value_of_encoded = versioning.value_of_encoded
-_hash64 = mmh3.hash64
+_hash_bytes = mmh3.hash_bytes
 
 INCARNATION_KEY = b"mincarnation"   # on-disk: never change
 
@@ -155,8 +155,7 @@ class Cluster:
         single-node GET, so the client backend binds it directly (no wrapper frame)."""
         if not self.solo:
             return NOT_NOW
-        token = _hash64(key, signed=False)[0]                      # key_token, inlined
-        raw = self._store_get(b"d" + token.to_bytes(8, "big") + key)  # data_key
+        raw = self._store_get(b"d" + _hash_bytes(key)[7::-1] + key)   # replica.data_key_of
         return _value_of_encoded(raw, self._wall_ms) if raw is not None else None
 
     async def get_many_current(self, keys: list[bytes], now_ms: int) -> list[Current | None]:

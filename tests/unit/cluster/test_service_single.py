@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cluster import versioning
+from cluster.replica import data_key, data_key_of
 from cluster.service import Cluster
-from cluster.types import Outcome, Write
+from cluster.types import Outcome, Write, key_token
+from resp_kv.reply import NOT_NOW
 from resp_kv.config import ClusterConfig
 from tests.helpers.fake_network import FakeClock, MemoryStore
 
@@ -42,6 +47,32 @@ def test_single_node_put_get_roundtrip_and_overwrite() -> None:
         assert [s.value for s in siblings] == [b"v2"]
         assert cluster.info()["local_keys"] == 1
         assert await cluster.dbsize() == 1
+        await cluster.stop()
+    run(scenario())
+
+
+@given(st.binary(max_size=64))
+@settings(max_examples=300, deadline=None)
+def test_data_key_of_equals_data_key_of_the_token(key: bytes) -> None:
+    assert data_key_of(key) == data_key(key_token(key), key)
+
+
+def test_single_node_value_now_answers_as_get_current() -> None:
+    async def scenario():
+        clock = FakeClock()
+        cluster = _cluster(clock=clock)
+        await cluster.start()
+        await cluster.put(b"plain", b"v")
+        await cluster.put(b"gone", b"v")
+        await cluster.put(b"gone", None)
+        await cluster.put(b"ttl", b"t", expire_at_ms=clock.wall_ms() + 1000)
+        for key in (b"plain", b"gone", b"ttl", b"never"):
+            current = await cluster.get_current(key, clock.wall_ms())
+            assert cluster.value_now(key) == (current.value if current else None), key
+        await clock.advance(2.0)
+        assert cluster.value_now(b"ttl") is None and cluster.value_now(b"plain") == b"v"
+        cluster.solo = False                                # a cluster reads through R replicas
+        assert cluster.value_now(b"plain") is NOT_NOW
         await cluster.stop()
     run(scenario())
 
