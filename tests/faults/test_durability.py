@@ -179,6 +179,9 @@ def test_corrupted_sstable_stops_the_node_naming_the_file(tmp_path: Path, nodes)
     model = {f"key:{i:05d}".encode(): (f"{i}:".encode() * 200)[:1000] for i in range(3000)}
     for start in range(0, 3000, 500):
         client.mset({k: model[k] for k in list(model)[start:start + 500]})
+    # A stop does not wait for frozen memtables (the WAL has them): wait for a flush first.
+    wait_until(lambda: int(client.info("storage")["sstables"]) >= 1, 60,
+               "a memtable flushed to an SSTable")
     harness.stop(0)
     tables = _files(harness.data_dir(0), ".sst")
     assert tables, f"no .sst file under {harness.data_dir(0)}"
