@@ -8,6 +8,7 @@ the timeout error so a failure explains itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Callable, TypeVar
 
@@ -45,3 +46,15 @@ def wait_until(predicate: Callable[[], T], timeout_s: float, what: str, interval
             detail = f"last error: {last_error!r}" if last_error else f"last value: {last_value!r}"
             raise WaitTimeout(f"timed out after {timeout_s}s waiting for {what} ({detail})") from last_error
         time.sleep(interval_s)
+
+
+async def until(predicate: Callable[[], object], timeout_s: float = 5.0,
+                interval_s: float = 0.005) -> None:
+    """`wait_until` for code on an event loop (in-process tests): poll `predicate`, yielding to
+    the loop between tries, and fail with an AssertionError when `timeout_s` passes first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() >= deadline:
+            raise WaitTimeout(f"condition not reached in {timeout_s}s")
+        await asyncio.sleep(interval_s)

@@ -14,6 +14,7 @@ from cluster.types import Outcome, QuorumNotReached, Write, key_token
 from resp_kv.config import ClusterConfig
 from resp_kv.reply import SimpleString
 from tests.helpers.fake_network import FakeClock, FakeNetwork, MemoryStore
+from tests.helpers.wait import until
 
 
 def _incr(current, args, now_ms):
@@ -59,14 +60,6 @@ async def settle():
     """Let every callback and task that is ready run (no timers: those are polled with until)."""
     for _ in range(50):
         await asyncio.sleep(0)
-
-
-async def until(predicate, timeout_s: float = 5.0) -> None:
-    """Poll `predicate` until true (message timeouts in FakeNetwork are real, 50 ms)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
 
 
 def local_value(cluster, key):

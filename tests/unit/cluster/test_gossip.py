@@ -10,19 +10,13 @@ from cluster import versioning
 from cluster.service import Cluster
 from resp_kv.config import ClusterConfig
 from tests.helpers.fake_network import MemoryStore
+from tests.helpers.wait import until as _until
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-async def _until(predicate, timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def _nodes(count: int, secret: str | None = "s") -> list[Cluster]:

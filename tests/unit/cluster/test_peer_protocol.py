@@ -19,9 +19,10 @@ SECRET = "s3cret"
 async def _server(secret=SECRET) -> PeerServer:
     server = PeerServer("127.0.0.1", 0, secret)
     server.register(b"ECHO", lambda peer, args: [peer.encode(), *args])
+    never = asyncio.Event()
 
-    async def slow(peer, args):
-        await asyncio.sleep(1)
+    async def slow(peer, args):                 # a peer that never answers: the caller times out
+        await never.wait()
         return b"late"
     server.register(b"SLOW", slow)
 

@@ -14,17 +14,11 @@ from resp_kv.durability import FlushTick
 from resp_kv.server import RespProtocol, RespServer
 from resp_kv.server_state import ServerState
 from tests.helpers.fake_backend import FakeBackend
+from tests.helpers.wait import until as _until
 
 
 def frame(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.001)
 
 
 def serve(test: Callable[..., Awaitable[None]], suspend: bool = False, before_reply=None,
