@@ -54,7 +54,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from cluster import merkle, versioning
+from cluster import encoded, merkle, versioning
 from cluster.clock import Clock, SystemClock
 from cluster.gcgate import GcGate
 from cluster.merkle_keeper import CLEAN_KEY, LEAVES_KEY, MerkleKeeper
@@ -268,7 +268,7 @@ class AntiEntropy:
         ring = self._ring()                       # _has_peers(), inlined: every local write
         if ring is not None and len(ring) > 1:
             now = self.clock.wall_ms()
-            if versioning.is_dead_encoded(new, now):
+            if encoded.is_dead_encoded(new, now):
                 self.gate.note_dead_arrival(token, now)
 
     # --- GC gate ---------------------------------------------------------------------------
@@ -622,12 +622,12 @@ class AntiEntropy:
                 stats.keys_received += 1
                 merged = versioning.sync(merged, versioning.decode_siblings(raw))
         stats.ranges_compared = 1
-        encoded = versioning.encode_siblings(merged) if merged else None
-        if self.node_id in owners and encoded is not None and encoded != local:
+        merged_raw = versioning.encode_siblings(merged) if merged else None
+        if self.node_id in owners and merged_raw is not None and merged_raw != local:
             self.replica.apply(key, token, merged)
         for peer, raw in remote.items():
-            if encoded is not None and raw != encoded:
-                await self._rpc(peer, PUSH, [key, encoded], stats, budget)
+            if merged_raw is not None and raw != merged_raw:
+                await self._rpc(peer, PUSH, [key, merged_raw], stats, budget)
                 stats.keys_sent += 1
         stats.ranges_differing = int(stats.keys_sent + stats.keys_received > 0)
         return stats, failed

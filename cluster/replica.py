@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 import mmh3
 from sortedcontainers import SortedList
 
-from cluster import versioning
+from cluster import encoded, versioning
 from cluster.types import LocalStore, Sibling
 
 DATA_PREFIX = b"d"          # on-disk: never change
@@ -146,7 +146,7 @@ class Replica:
         old_raw = self.store.get(store_key)
         if old_raw == raw:
             return
-        fast = versioning.replaces_encoded(old_raw, raw)
+        fast = encoded.replaces_encoded(old_raw, raw)
         if fast is not None:                      # the incoming sibling supersedes: bytes only
             old_flags, old_expire_ms, new_flags, new_expire_ms = fast
             self.store_overwrite(key, token, store_key, old_raw, raw, old_flags, old_expire_ms,
@@ -189,7 +189,7 @@ class Replica:
                         new_raw: bytes, old_flags: int, old_expire_ms: int, new_live: bool,
                         new_expire_ms: int) -> None:
         """`store_merged` for a one-sibling set replacing at most one sibling, described by
-        fields (`versioning.overwrite_encoded`: old flags -1 = absent, 0 = value, else a
+        fields (`encoded.overwrite_encoded`: old flags -1 = absent, 0 = value, else a
         tombstone) so the single-node SET path never builds Sibling objects. Same effects:
         the store write, `local_keys`/`local_expires`, expiry tracking, the listeners."""
         self.store.put(store_key, new_raw)

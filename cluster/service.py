@@ -33,20 +33,20 @@ from collections.abc import Mapping
 
 import mmh3
 
-from cluster import versioning
+from cluster import encoded, versioning
 from cluster.clock import Clock, SystemClock
 from cluster.hints import HintStore
 from cluster.replica import TOKEN_LIMIT, Replica, data_key
-from cluster.types import Context, LocalStore, Mutator, Sibling, key_token
+from cluster.types import Context, Current, LocalStore, Mutator, Sibling, key_token
 from resp_kv.reply import NOT_NOW
 
 log = logging.getLogger("cluster.service")
 
 _decode = versioning.decode_siblings
 _join = versioning.join_context
-_overwrite = versioning.overwrite_encoded
-_winner_of_encoded = versioning.winner_of_encoded
-_value_of_encoded = versioning.value_of_encoded
+_overwrite = encoded.overwrite_encoded
+_winner_of_encoded = encoded.winner_of_encoded
+_value_of_encoded = encoded.value_of_encoded
 _hash_bytes = mmh3.hash_bytes
 
 INCARNATION_KEY = b"mincarnation"   # on-disk: never change
@@ -140,7 +140,7 @@ class Cluster:
         """Return the key's live winner (what GET answers) after R replicas answered."""
         if self.solo:
             raw = self.replica.read_encoded(key, key_token(key))
-            return versioning.winner_of_encoded(raw, now_ms) if raw is not None else None
+            return _winner_of_encoded(raw, now_ms) if raw is not None else None
         return versioning.winner(await self.coordinator.get(key), now_ms)
 
     def read_current(self, key: bytes, now_ms: int) -> Current | None:
@@ -160,7 +160,7 @@ class Cluster:
 
     async def get_many_current(self, keys: list[bytes], now_ms: int) -> list[Current | None]:
         if self.solo:
-            read, peek = self.replica.read_encoded, versioning.winner_of_encoded
+            read, peek = self.replica.read_encoded, _winner_of_encoded
             return [None if (raw := read(key, key_token(key))) is None else peek(raw, now_ms)
                     for key in keys]
         return [versioning.winner(siblings, now_ms) for siblings in await self.get_many(keys)]
@@ -196,7 +196,7 @@ class Cluster:
         """A plain SET's write to the local replica, over the local versions, synchronous;
         return the stored encoding. While `solo` that is the whole `put`; a coordinator ships
         the encoding to the other replicas. Same result as `local_write(..., context=None)`,
-        but a key without conflicts goes bytes to bytes (versioning.overwrite_encoded,
+        but a key without conflicts goes bytes to bytes (encoded.overwrite_encoded,
         Replica.store_overwrite): no Sibling objects, no re-encoding of the old set. Hot: every
         SET of the benchmark."""
         if token is None:
@@ -255,8 +255,8 @@ class Cluster:
             context = versioning.join_context(local)
         new, survivors = versioning.write(local, context, self.actor, value,
                                           self.clock.wall_ms(), expire_at_ms)
-        encoded = self.replica.store_merged(key, token, local, old_raw, survivors, store_key)
-        return new, survivors, encoded
+        new_raw = self.replica.store_merged(key, token, local, old_raw, survivors, store_key)
+        return new, survivors, new_raw
 
     async def mutate(self, key: bytes, name: str, args: list[bytes]) -> object:
         """Run the mutator `name` at the key's coordinator, serialized per key; return its reply."""

@@ -26,20 +26,21 @@ Byte format of a sibling set (big-endian; `# on-disk: never change`)::
 VERSION is 1. The actor table comes last so that a one-sibling set (the common case) is one
 fixed-layout struct for a given context size, packed and unpacked in one call.
 `encode_siblings` is canonical (siblings sorted by dot, actors and context entries sorted),
-so equal sets encode to equal bytes and `digest` is order-independent.
+so equal sets encode to equal bytes and `digest` is order-independent. Answers read straight
+from these bytes without decoding (the hot paths) are in cluster/encoded.py.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import mmh3
 
 from cluster.types import Actor, Context, Current, Sibling
 
 __all__ = [
-    "sync", "write", "overwrite_encoded", "covers", "join_context", "winner", "winner_of_encoded", "ordered", "is_dead",
+    "sync", "write", "covers", "join_context", "winner", "ordered", "is_dead",
     "format_clock", "format_context", "parse_context",
     "encode_siblings", "decode_siblings", "digest", "FORMAT_VERSION",
 ]
@@ -52,8 +53,6 @@ _MAX_U64 = (1 << 64) - 1
 _CTX_STRUCTS: dict[int, struct.Struct] = {}      # n_ctx -> the ctx_actor/ctx_counter arrays
 _SIB_STRUCTS: dict[int, struct.Struct] = {}      # n_ctx -> head + ctx arrays, for encoding
 _ONE_STRUCTS: dict[int, struct.Struct] = {}      # n_ctx -> a whole one-sibling set but actors
-_ONE_HEAD = struct.Struct(">BHHBHHQQQI")         # set header + the first sibling's head
-_ONE_HEAD_SHORT = struct.Struct(">BHHBH2x8x8xQI")  # the same, skipping dot and timestamp
 # A node sees few distinct actor sets, so cache their decoded tables (keyed by the raw
 # "a,b,c" bytes) and their one-sibling encoding plans (keyed by (dot actor, *context actors)).
 _ACTOR_CACHE: dict[bytes, list[str]] = {}
@@ -174,163 +173,6 @@ def winner(siblings: Iterable[Sibling], now_ms: int) -> Current | None:
     return Current(best.value, best.expire_at_ms)
 
 
-def winner_of_encoded(data: bytes, now_ms: int) -> Current | None:
-    """`winner(decode_siblings(data), now_ms)`, without building Siblings for a one-sibling set.
-
-    Hot: every single-node GET (bench/hotpath.py: decode + winner were a third of a GET).
-    One unpack of the set header and sibling head together, and the Current built through its
-    slots like `decode_siblings` builds Siblings (both measured with timeit).
-    Raises ValueError if malformed, like `decode_siblings`.
-    """
-    if len(data) >= 38:                                      # 38 = _ONE_HEAD.size
-        version, count, actors_len, flags, n_ctx, _, _, _, expire_at_ms, value_len = \
-            _ONE_HEAD.unpack_from(data)
-        if version == FORMAT_VERSION and count == 1:
-            start = 38 + 10 * n_ctx                          # ctx: u16 actor + u64 counter
-            end = start + value_len
-            if end + actors_len != len(data):
-                raise ValueError("bad sibling set header")
-            if flags & _FLAG_TOMBSTONE or (expire_at_ms and expire_at_ms <= now_ms):
-                return None
-            current = _new_object(Current)
-            _set_current_value(current, data[start:end])
-            _set_current_exp(current, expire_at_ms)
-            return current
-    return winner(decode_siblings(data), now_ms)
-
-
-def value_of_encoded(data: bytes, wall_ms: Callable[[], int]) -> bytes | None:
-    """`winner_of_encoded(data, wall_ms()).value` (None when no live winner), without the
-    Current, and reading the clock only for a value that expires. Hot: every single-node GET
-    (timeit: the full header unpack and the clock were half of it)."""
-    if len(data) >= 38:                                      # as winner_of_encoded
-        version, count, actors_len, flags, n_ctx, expire_at_ms, value_len = \
-            _ONE_HEAD_SHORT.unpack_from(data)
-        if version == FORMAT_VERSION and count == 1:
-            start = 38 + 10 * n_ctx
-            end = start + value_len
-            if end + actors_len != len(data):
-                raise ValueError("bad sibling set header")
-            if flags & _FLAG_TOMBSTONE or (expire_at_ms and expire_at_ms <= wall_ms()):
-                return None
-            return data[start:end]
-    current = winner(decode_siblings(data), wall_ms())
-    return current.value if current is not None else None
-
-
-def _one_sibling(data: bytes) -> tuple[tuple, list[str]] | None:
-    """(unpacked fields, actor table) of a well-formed one-sibling set, else None (several
-    siblings, 256+ context entries, or malformed: the caller takes the decoding path)."""
-    if len(data) < 8 or data[1] != 0 or data[2] != 1 or data[6] != 0:
-        return None
-    n_ctx = data[7]
-    st = _ONE_STRUCTS.get(n_ctx) or _one_struct(n_ctx)
-    try:
-        f = st.unpack_from(data, 0)
-    except struct.error:
-        return None
-    # f: version n_siblings actors_len flags n_ctx dot_actor dot_counter ts exp value_len ctx
-    if f[0] != FORMAT_VERSION or st.size + f[9] + f[2] != len(data):
-        return None
-    if f[3] != 0 and (f[3] != _FLAG_TOMBSTONE or f[9]):
-        return None                             # what decode_siblings rejects
-    blob = data[len(data) - f[2]:]
-    try:
-        actors = _ACTOR_CACHE.get(blob) or _decode_actors(blob)
-    except ValueError:
-        return None
-    if f[5] >= len(actors) or any(i >= len(actors) for i in f[10:10 + n_ctx]):
-        return None
-    return f, actors
-
-
-def replaces_encoded(old: bytes | None, new: bytes) -> tuple[int, int, int, int] | None:
-    """Decide `sync(decode(old), decode(new)) == decode(new)` from the bytes, for the common
-    replica write: one stored sibling (or none) superseded by one incoming sibling whose
-    context covers it. Return (old flags, old expire_at_ms, new flags, new expire_at_ms),
-    old flags -1 when `old` is None (as `overwrite_encoded`); None when it cannot tell at
-    once (siblings, a concurrent or obsolete write, the same dot): then merge the decoded sets.
-    """
-    incoming = _one_sibling(new)
-    if incoming is None:
-        return None
-    fn, actors_n = incoming
-    if old is None:
-        return -1, 0, fn[3], fn[8]
-    stored = _one_sibling(old)
-    if stored is None:
-        return None
-    fo, actors_o = stored
-    old_actor, old_counter = actors_o[fo[5]], fo[6]
-    new_actor, new_counter = actors_n[fn[5]], fn[6]
-    if old_actor == new_actor and old_counter == new_counter:
-        return None
-    n_new, seen_old = fn[4], 0
-    for i in range(n_new):                      # does the incoming context cover the old dot?
-        if actors_n[fn[10 + i]] == old_actor:
-            seen_old = fn[10 + n_new + i]
-            break
-    if seen_old < old_counter:
-        return None                             # concurrent: both survive
-    n_old = fo[4]
-    for i in range(n_old):                      # is the incoming dot already obsolete here?
-        if actors_o[fo[10 + i]] == new_actor:
-            if fo[10 + n_old + i] >= new_counter:
-                return None
-            break
-    return fo[3], fo[8], fn[3], fn[8]
-
-
-def overwrite_encoded(data: bytes | None, actor: Actor, value: bytes | None, timestamp_ms: int,
-                      expire_at_ms: int = 0) -> tuple[bytes, int, int] | None:
-    """A blind write over the stored set `data` (None = absent), straight from its bytes.
-
-    Return (new encoding, old flags, old expire_at_ms): the new set is the one sibling that
-    `write(decode_siblings(data), join_context(...), actor, ...)` mints (its context covers
-    the old sibling, so it replaces it), and the old sibling's flags (0 = value, else
-    tombstone) and expiry let the caller account liveness without decoding. With no old set
-    the flags are -1. Return None when `data` holds several siblings (use `write`).
-    Hot: every single-node SET (bench/hotpath.py: building Siblings was a fifth of a SET).
-    Raises ValueError if malformed, like `decode_siblings`.
-    """
-    if data is None:
-        return _encode_fields(actor, 1, {}, value, timestamp_ms, expire_at_ms), -1, 0
-    if len(data) < 8 or data[1] != 0 or data[2] != 1 or data[6] != 0:
-        return None                              # several siblings, or malformed: slow path
-    n_ctx = data[7]
-    st = _ONE_STRUCTS.get(n_ctx) or _one_struct(n_ctx)
-    try:
-        f = st.unpack_from(data, 0)
-    except struct.error as error:
-        raise ValueError(f"malformed sibling set: {error}") from None
-    # f: version n_siblings actors_len flags n_ctx dot_actor dot_counter ts exp value_len ctx
-    if f[0] != FORMAT_VERSION or st.size + f[9] + f[2] != len(data):
-        raise ValueError(f"bad sibling set header (version {f[0]})")
-    blob = data[len(data) - f[2]:]
-    actors = _ACTOR_CACHE.get(blob) or _decode_actors(blob)
-    if n_ctx <= 1 and len(actors) == 1 and actors[0] == actor:
-        # Only `actor` ever wrote the key (every key of a single node): the join is one
-        # counter and the new set reuses the old actor table, so pack it here directly
-        # (what _encode_fields does for the shape (actor, actor)); measured with timeit.
-        seen = f[11] if n_ctx and f[11] > f[6] else f[6]
-        st = _ONE_STRUCTS.get(1) or _one_struct(1)
-        if value is None:
-            return (st.pack(FORMAT_VERSION, 1, f[2], _FLAG_TOMBSTONE, 1, 0, seen + 1,
-                            timestamp_ms, expire_at_ms, 0, 0, seen) + blob, f[3], f[8])
-        return (b"".join((st.pack(FORMAT_VERSION, 1, f[2], 0, 1, 0, seen + 1, timestamp_ms,
-                                  expire_at_ms, len(value), 0, seen), value, blob)), f[3], f[8])
-    try:
-        joined = {actors[f[10 + i]]: f[10 + n_ctx + i] for i in range(n_ctx)}   # old context
-        dot_actor, dot_counter = actors[f[5]], f[6]
-    except IndexError as error:
-        raise ValueError(f"malformed sibling set: {error}") from None
-    if dot_counter > joined.get(dot_actor, 0):   # join_context: the context and the dot
-        joined[dot_actor] = dot_counter
-    counter = joined.get(actor, 0) + 1
-    return (_encode_fields(actor, counter, joined, value, timestamp_ms, expire_at_ms),
-            f[3], f[8])
-
-
 def ordered(siblings: Iterable[Sibling]) -> list[Sibling]:
     """Return the siblings in a deterministic order (by dot)."""
     return sorted(siblings, key=_dot_key)
@@ -342,16 +184,6 @@ def is_dead(siblings: Iterable[Sibling], now_ms: int) -> bool:
         if s.value is not None and not (s.expire_at_ms and s.expire_at_ms <= now_ms):
             return False
     return True
-
-
-def is_dead_encoded(data: bytes, now_ms: int) -> bool:
-    """`is_dead(decode_siblings(data), now_ms)` without decoding a one-sibling set (every
-    replica write of a node with peers asks, for the GC gate)."""
-    if len(data) >= 38:                                      # as winner_of_encoded
-        version, count, _, flags, _, expire_at_ms, _ = _ONE_HEAD_SHORT.unpack_from(data)
-        if version == FORMAT_VERSION and count == 1:
-            return bool(flags & _FLAG_TOMBSTONE) or 0 < expire_at_ms <= now_ms
-    return is_dead(decode_siblings(data), now_ms)
 
 
 # --- text forms (VCLOCK) ----------------------------------------------------------------------
@@ -503,7 +335,6 @@ _new_object = object.__new__
 _set_dot, _set_context, _set_value, _set_ts, _set_exp = (
     Sibling.dot.__set__, Sibling.context.__set__, Sibling.value.__set__,
     Sibling.timestamp_ms.__set__, Sibling.expire_at_ms.__set__)
-_set_current_value, _set_current_exp = Current.value.__set__, Current.expire_at_ms.__set__
 
 
 def decode_siblings(data: bytes) -> list[Sibling]:

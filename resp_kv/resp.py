@@ -37,7 +37,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from resp_kv.errors import CommandError
-from resp_kv.reply import NO_REPLY, Double, Map, Set, SimpleString
+from resp_kv.reply import NO_REPLY, Double, Set, SimpleString
 
 try:
     import hiredis

@@ -1,0 +1,201 @@
+"""Answers read straight from a sibling set's canonical bytes (cluster/versioning.py's format),
+for the hot paths that would otherwise decode, compute and re-encode.
+
+Each function equals a composition of `versioning` functions over the decoded set, and a
+hypothesis test holds it to that (tests/unit/cluster/test_encoded.py). They handle the common
+one-sibling set and defer to the decoding path for everything else:
+
+    value_of_encoded(d, clock)    winner(decode(d), clock()).value     every single-node GET
+    winner_of_encoded(d, now)     winner(decode(d), now)               MGET, GET with options
+    is_dead_encoded(d, now)       is_dead(decode(d), now)              GC gate, every replica write
+    overwrite_encoded(d, a, ...)  encode(write(decode(d), join, a, ...))  every plain SET
+    replaces_encoded(old, new)    is sync(decode(old), decode(new)) == decode(new)?  replica PUT
+
+Not here: the format itself, its laws, encode/decode (versioning.py).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from cluster.types import Actor, Current
+from cluster.versioning import (
+    _ACTOR_CACHE, _FLAG_TOMBSTONE, _ONE_STRUCTS, FORMAT_VERSION, _decode_actors, _encode_fields,
+    _new_object, _one_struct, decode_siblings, is_dead, winner,
+)
+
+__all__ = ["value_of_encoded", "winner_of_encoded", "is_dead_encoded", "overwrite_encoded",
+           "replaces_encoded"]
+
+# set header + the first sibling's head, skipping its dot and timestamp: what a read needs
+_ONE_HEAD = struct.Struct(">BHHBH2x8x8xQI")
+_set_current_value, _set_current_exp = Current.value.__set__, Current.expire_at_ms.__set__
+
+
+def value_of_encoded(data: bytes, wall_ms: Callable[[], int]) -> bytes | None:
+    """`winner_of_encoded(data, wall_ms()).value` (None when no live winner), without the
+    Current, and reading the clock only for a value that expires. Hot: every single-node GET
+    (timeit: the full header unpack and the clock were half of it). `_one_head`, inlined:
+    a call less on every GET."""
+    if len(data) >= 38:                                      # 38 = _ONE_HEAD.size
+        version, count, actors_len, flags, n_ctx, expire_at_ms, value_len = \
+            _ONE_HEAD.unpack_from(data)
+        if version == FORMAT_VERSION and count == 1:
+            start = 38 + 10 * n_ctx
+            end = start + value_len
+            if end + actors_len != len(data):
+                raise ValueError("bad sibling set header")
+            if flags & _FLAG_TOMBSTONE or (expire_at_ms and expire_at_ms <= wall_ms()):
+                return None
+            return data[start:end]
+    current = winner(decode_siblings(data), wall_ms())
+    return current.value if current is not None else None
+
+
+def _one_head(data: bytes) -> tuple[int, int, int, int] | None:
+    """(value start, value end, flags, expire_at_ms) of a one-sibling set; None for several
+    siblings. Raises ValueError if the lengths disagree, like `decode_siblings`."""
+    if len(data) < _ONE_HEAD.size:
+        return None
+    version, count, actors_len, flags, n_ctx, expire_at_ms, value_len = _ONE_HEAD.unpack_from(data)
+    if version != FORMAT_VERSION or count != 1:
+        return None
+    start = _ONE_HEAD.size + 10 * n_ctx                  # ctx: u16 actor + u64 counter
+    end = start + value_len
+    if end + actors_len != len(data):
+        raise ValueError("bad sibling set header")
+    return start, end, flags, expire_at_ms
+
+
+def winner_of_encoded(data: bytes, now_ms: int) -> Current | None:
+    """`winner(decode_siblings(data), now_ms)`, without building Siblings for a one-sibling set
+    (the Current built through its slots, as `decode_siblings` builds Siblings).
+    Raises ValueError if malformed, like `decode_siblings`."""
+    head = _one_head(data)
+    if head is None:
+        return winner(decode_siblings(data), now_ms)
+    start, end, flags, expire_at_ms = head
+    if flags & _FLAG_TOMBSTONE or (expire_at_ms and expire_at_ms <= now_ms):
+        return None
+    current = _new_object(Current)
+    _set_current_value(current, data[start:end])
+    _set_current_exp(current, expire_at_ms)
+    return current
+
+
+def is_dead_encoded(data: bytes, now_ms: int) -> bool:
+    """`is_dead(decode_siblings(data), now_ms)` without decoding a one-sibling set (every
+    replica write of a node with peers asks, for the GC gate)."""
+    head = _one_head(data)
+    if head is None:
+        return is_dead(decode_siblings(data), now_ms)
+    _, _, flags, expire_at_ms = head
+    return bool(flags & _FLAG_TOMBSTONE) or 0 < expire_at_ms <= now_ms
+
+
+def overwrite_encoded(data: bytes | None, actor: Actor, value: bytes | None, timestamp_ms: int,
+                      expire_at_ms: int = 0) -> tuple[bytes, int, int] | None:
+    """A blind write over the stored set `data` (None = absent), straight from its bytes.
+
+    Return (new encoding, old flags, old expire_at_ms): the new set is the one sibling that
+    `write(decode_siblings(data), join_context(...), actor, ...)` mints (its context covers
+    the old sibling, so it replaces it), and the old sibling's flags (0 = value, else
+    tombstone) and expiry let the caller account liveness without decoding. With no old set
+    the flags are -1. Return None when `data` holds several siblings (use `write`).
+    Also None when `data` is malformed: the decoding path the caller takes then raises.
+    Hot: every single-node SET (bench/hotpath.py: building Siblings was a fifth of a SET).
+    Raises ValueError if a counter or time does not fit, like `encode_siblings`.
+    """
+    try:
+        if data is None:
+            return _encode_fields(actor, 1, {}, value, timestamp_ms, expire_at_ms), -1, 0
+        one = _one_sibling(data)
+        if one is None:
+            return None                              # several siblings, or malformed: slow path
+        f, actors = one
+        n_ctx, blob = f[4], data[len(data) - f[2]:]
+        if n_ctx <= 1 and len(actors) == 1 and actors[0] == actor:
+            # Only `actor` ever wrote the key (every key of a single node): the join is one
+            # counter and the new set reuses the old actor table, so pack it here directly
+            # (what _encode_fields does for the shape (actor, actor)); measured with timeit.
+            seen = f[11] if n_ctx and f[11] > f[6] else f[6]
+            st = _ONE_STRUCTS.get(1) or _one_struct(1)
+            if value is None:
+                return (st.pack(FORMAT_VERSION, 1, f[2], _FLAG_TOMBSTONE, 1, 0, seen + 1,
+                                timestamp_ms, expire_at_ms, 0, 0, seen) + blob, f[3], f[8])
+            head = st.pack(FORMAT_VERSION, 1, f[2], 0, 1, 0, seen + 1, timestamp_ms,
+                           expire_at_ms, len(value), 0, seen)
+            return b"".join((head, value, blob)), f[3], f[8]
+        joined = {actors[f[10 + i]]: f[10 + n_ctx + i] for i in range(n_ctx)}      # old context
+        dot_actor, dot_counter = actors[f[5]], f[6]
+        if dot_counter > joined.get(dot_actor, 0):   # join_context: the context and the dot
+            joined[dot_actor] = dot_counter
+        counter = joined.get(actor, 0) + 1
+        return (_encode_fields(actor, counter, joined, value, timestamp_ms, expire_at_ms),
+                f[3], f[8])
+    except struct.error as error:                # a field beyond its width: as encode_siblings
+        raise ValueError(f"cannot encode siblings: {error}") from None
+
+
+def _one_sibling(data: bytes) -> tuple[tuple, list[str]] | None:
+    """(unpacked fields, actor table) of a well-formed one-sibling set, else None (several
+    siblings, 256+ context entries, or malformed: the caller takes the decoding path)."""
+    if len(data) < 8 or data[1] != 0 or data[2] != 1 or data[6] != 0:
+        return None
+    n_ctx = data[7]
+    st = _ONE_STRUCTS.get(n_ctx) or _one_struct(n_ctx)
+    try:
+        f = st.unpack_from(data, 0)
+    except struct.error:
+        return None
+    # f: version n_siblings actors_len flags n_ctx dot_actor dot_counter ts exp value_len ctx
+    if f[0] != FORMAT_VERSION or st.size + f[9] + f[2] != len(data):
+        return None
+    if f[3] != 0 and (f[3] != _FLAG_TOMBSTONE or f[9]):
+        return None                             # what decode_siblings rejects
+    blob = data[len(data) - f[2]:]
+    try:
+        actors = _ACTOR_CACHE.get(blob) or _decode_actors(blob)
+    except ValueError:
+        return None
+    if f[5] >= len(actors) or (n_ctx and max(f[10:10 + n_ctx]) >= len(actors)):
+        return None
+    return f, actors
+
+
+def replaces_encoded(old: bytes | None, new: bytes) -> tuple[int, int, int, int] | None:
+    """Decide `sync(decode(old), decode(new)) == decode(new)` from the bytes, for the common
+    replica write: one stored sibling (or none) superseded by one incoming sibling whose
+    context covers it. Return (old flags, old expire_at_ms, new flags, new expire_at_ms),
+    old flags -1 when `old` is None (as `overwrite_encoded`); None when it cannot tell at
+    once (siblings, a concurrent or obsolete write, the same dot): then merge the decoded sets.
+    """
+    incoming = _one_sibling(new)
+    if incoming is None:
+        return None
+    fn, actors_n = incoming
+    if old is None:
+        return -1, 0, fn[3], fn[8]
+    stored = _one_sibling(old)
+    if stored is None:
+        return None
+    fo, actors_o = stored
+    old_actor, old_counter = actors_o[fo[5]], fo[6]
+    new_actor, new_counter = actors_n[fn[5]], fn[6]
+    if old_actor == new_actor and old_counter == new_counter:
+        return None
+    n_new, seen_old = fn[4], 0
+    for i in range(n_new):                      # does the incoming context cover the old dot?
+        if actors_n[fn[10 + i]] == old_actor:
+            seen_old = fn[10 + n_new + i]
+            break
+    if seen_old < old_counter:
+        return None                             # concurrent: both survive
+    n_old = fo[4]
+    for i in range(n_old):                      # is the incoming dot already obsolete here?
+        if actors_o[fo[10 + i]] == new_actor:
+            if fo[10 + n_old + i] >= new_counter:
+                return None
+            break
+    return fo[3], fo[8], fn[3], fn[8]

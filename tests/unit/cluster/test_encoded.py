@@ -1,0 +1,101 @@
+"""cluster/encoded.py: every answer read from the bytes equals the decoding path's answer."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cluster import encoded as e
+from cluster import versioning as v
+from cluster.types import Sibling
+from tests.unit.cluster.test_versioning import ACTORS, siblings_st
+
+
+@given(siblings_st, st.integers(0, 2**64 - 1))
+@settings(max_examples=300, deadline=None)
+def test_winner_of_encoded_equals_winner_of_decoded(siblings, now_ms) -> None:
+    data = v.encode_siblings(siblings)
+    assert e.winner_of_encoded(data, now_ms) == v.winner(v.decode_siblings(data), now_ms)
+
+
+@given(siblings_st, st.integers(0, 2**64 - 1))
+@settings(max_examples=300, deadline=None)
+def test_value_of_encoded_equals_the_winners_value(siblings, now_ms) -> None:
+    data = v.encode_siblings(siblings)
+    current = v.winner(v.decode_siblings(data), now_ms)
+    expected = current.value if current is not None else None
+    assert e.value_of_encoded(data, lambda: now_ms) == expected
+
+
+@given(siblings_st, st.integers(0, 2**64 - 1))
+@settings(max_examples=300, deadline=None)
+def test_is_dead_encoded_equals_is_dead_of_decoded(siblings, now_ms) -> None:
+    data = v.encode_siblings(siblings)
+    assert e.is_dead_encoded(data, now_ms) == v.is_dead(v.decode_siblings(data), now_ms)
+
+
+@given(siblings_st, siblings_st)
+@settings(max_examples=500, deadline=None)
+def test_replaces_encoded_only_when_the_merge_is_the_incoming_set(old, new) -> None:
+    old_raw, new_raw = v.encode_siblings(old), v.encode_siblings(new)
+    fast = e.replaces_encoded(old_raw if old else None, new_raw)
+    merged = v.sync(v.decode_siblings(old_raw), v.decode_siblings(new_raw))
+    if fast is not None:
+        assert v.encode_siblings(merged) == new_raw
+        assert len(old) <= 1 and len(new) == 1
+        flags = (lambda s: 0 if s.value is not None else 1)
+        assert fast == ((flags(old[0]), old[0].expire_at_ms) if old else (-1, 0)) + (
+            flags(new[0]), new[0].expire_at_ms)
+
+
+def test_replaces_encoded_the_replica_write_of_a_plain_set() -> None:
+    stored = v.encode_siblings([Sibling(("n1@a", 4), {}, b"old", 10)])
+    over = v.encode_siblings([Sibling(("n2@b", 1), {"n1@a": 4}, b"new", 11)])
+    assert e.replaces_encoded(stored, over) == (0, 0, 0, 0)
+    concurrent = v.encode_siblings([Sibling(("n2@b", 1), {"n1@a": 3}, b"new", 11)])
+    assert e.replaces_encoded(stored, concurrent) is None
+    assert e.replaces_encoded(stored, stored) is None
+    assert e.replaces_encoded(stored, over[:-1]) is None                 # malformed: decode
+    assert e.replaces_encoded(None, over) == (-1, 0, 0, 0)
+
+
+def test_winner_of_encoded_rejects_a_truncated_set() -> None:
+    data = v.encode_siblings([Sibling(("a@1", 1), {"b@2": 4}, b"value", 5, 0)])
+    with pytest.raises(ValueError):
+        e.winner_of_encoded(data[:-3], 0)
+    with pytest.raises(ValueError):
+        e.value_of_encoded(data[:-3], lambda: 0)
+
+
+@given(siblings_st, st.sampled_from(ACTORS), st.one_of(st.none(), st.binary(max_size=40)),
+       st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+@settings(max_examples=500, deadline=None)
+def test_overwrite_encoded_equals_a_write_over_the_joined_context(
+        stored, actor, value, timestamp_ms, expire_at_ms) -> None:
+    raw = v.encode_siblings(stored) if stored else None
+    local = v.decode_siblings(raw) if raw else []
+    _, survivors = v.write(local, v.join_context(local), actor, value, timestamp_ms,
+                           expire_at_ms)
+    try:
+        expected = v.encode_siblings(survivors)
+    except ValueError:                                      # a counter past u64: both refuse
+        if len(stored) <= 1:
+            with pytest.raises(ValueError):
+                e.overwrite_encoded(raw, actor, value, timestamp_ms, expire_at_ms)
+        return
+    fast = e.overwrite_encoded(raw, actor, value, timestamp_ms, expire_at_ms)
+    if fast is None:
+        assert len(stored) > 1                              # several siblings: the slow path
+        return
+    old = local[0] if local else None
+    assert fast == (expected,
+                    -1 if old is None else (0 if old.value is not None else 1),
+                    0 if old is None else old.expire_at_ms)
+
+
+def test_overwrite_encoded_leaves_a_malformed_set_to_the_decoding_path() -> None:
+    raw = v.encode_siblings([Sibling(("n1@a", 1), {}, b"v", 1)])
+    assert e.overwrite_encoded(raw[:-2], "n1@a", b"w", 2) is None
+    with pytest.raises(ValueError):
+        v.decode_siblings(raw[:-2])
