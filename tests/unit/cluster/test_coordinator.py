@@ -96,6 +96,30 @@ def test_write_quorum_not_reached_when_coordinator_is_cut_off() -> None:
     run(scenario())
 
 
+def test_put_started_answers_once_after_w_acks_or_with_the_quorum_error() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c", "d"])
+        key = key_where(nodes["a"], lambda p: p[0] == "a")
+        results: list = []
+        assert nodes["a"].put_started(key, b"v1", results.append) is True
+        await until(lambda: results)
+        await settle()                                   # the third ack must not answer again
+        assert results == [None]
+        assert all(local_value(nodes[n], key) == b"v1" for n in prefs(nodes["a"], key))
+        elsewhere = key_where(nodes["a"], lambda p: "a" not in p)
+        assert nodes["a"].put_started(elsewhere, b"x", results.append) is False   # forward: put()
+        assert local_value(nodes["a"], elsewhere) is None and results == [None]
+        for other in ("b", "c", "d"):
+            net.partition("a", other)
+        failed: list = []
+        assert nodes["a"].put_started(key, b"v2", failed.append) is True
+        await until(lambda: failed)
+        await settle()
+        assert len(failed) == 1 and isinstance(failed[0], QuorumNotReached)
+        assert (failed[0].what, failed[0].acked, failed[0].needed) == ("write", 1, 2)
+    run(scenario())
+
+
 def test_write_meets_quorum_with_one_replica_down_and_hints_it() -> None:
     async def scenario():
         net, _, nodes = build(["a", "b", "c"])
