@@ -72,9 +72,13 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _quorum_error(error: QuorumNotReached) -> NoQuorum:
+# What the cluster raises when replicas do not answer; `_client_error` makes it -NOQUORUM.
+_CLUSTER_ERRORS = (QuorumNotReached, PeerUnavailable)
+
+
+def _client_error(error: Exception) -> NoQuorum:
     text = str(error)
-    if error.what == "write":
+    if isinstance(error, QuorumNotReached) and error.what == "write":
         text += "; the value may be stored on the replicas that answered"
     return NoQuorum(text)
 
@@ -94,10 +98,8 @@ class ClusterBackend:
             return cluster.read_current(key, _now_ms())
         try:
             return await self._cluster.get_current(key, _now_ms())
-        except QuorumNotReached as error:
-            raise _quorum_error(error) from None
-        except PeerUnavailable as error:
-            raise NoQuorum(str(error)) from None
+        except _CLUSTER_ERRORS as error:
+            raise _client_error(error) from None
 
     def put_now(self, key: bytes, value: bytes) -> bool:
         cluster = self._cluster
@@ -109,19 +111,14 @@ class ClusterBackend:
     def put_started(self, key: bytes, value: bytes,
                     on_done: Callable[[CommandError | None], None]) -> bool:
         def done(error: Exception | None) -> None:
-            if error is None:
-                on_done(None)
-            elif isinstance(error, QuorumNotReached):
-                on_done(_quorum_error(error))
-            else:
-                on_done(NoQuorum(str(error)))
+            on_done(None if error is None else _client_error(error))
         return self._cluster.put_started(key, value, done)
 
     async def get_many(self, keys: list[bytes]) -> list[Current | None]:
         try:
             return await self._cluster.get_many_current(keys, _now_ms())
-        except QuorumNotReached as error:
-            raise _quorum_error(error) from None
+        except _CLUSTER_ERRORS as error:
+            raise _client_error(error) from None
 
     async def put(self, key: bytes, value: bytes, expire_at_ms: int = 0,
                   context: bytes | None = None) -> None:
@@ -138,24 +135,20 @@ class ClusterBackend:
                 raise CommandError("invalid VCLOCK context") from None
         try:
             await self._cluster.put(key, value, expire_at_ms, parsed)
-        except QuorumNotReached as error:
-            raise _quorum_error(error) from None
-        except PeerUnavailable as error:
-            raise NoQuorum(str(error)) from None
+        except _CLUSTER_ERRORS as error:
+            raise _client_error(error) from None
 
     async def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         try:
             await self._cluster.put_many(items)
-        except QuorumNotReached as error:
-            raise _quorum_error(error) from None
+        except _CLUSTER_ERRORS as error:
+            raise _client_error(error) from None
 
     async def mutate(self, key: bytes, mutator: str, args: list[bytes]) -> object:
         try:
             reply = await self._cluster.mutate(key, mutator, args)
-        except QuorumNotReached as error:
-            raise _quorum_error(error) from None
-        except PeerUnavailable as error:
-            raise NoQuorum(str(error)) from None
+        except _CLUSTER_ERRORS as error:
+            raise _client_error(error) from None
         if isinstance(reply, Exception) and not isinstance(reply, CommandError):
             # A forwarded mutation's error arrives as hiredis.ReplyError("PREFIX message").
             prefix, _, message = str(reply).partition(" ")
@@ -165,8 +158,8 @@ class ClusterBackend:
     async def vclock(self, key: bytes) -> tuple[bytes, list[tuple[bytes | None, bytes, int]]]:
         try:
             siblings = await self._cluster.get(key)
-        except QuorumNotReached as error:
-            raise _quorum_error(error) from None
+        except _CLUSTER_ERRORS as error:
+            raise _client_error(error) from None
         context = versioning.format_context(versioning.join_context(siblings))
         views = [(s.value, versioning.format_clock(s).encode(), s.timestamp_ms)
                  for s in versioning.ordered(siblings)]
@@ -181,14 +174,14 @@ class ClusterBackend:
     async def flushall(self) -> None:
         try:
             await self._cluster.flushall()
-        except QuorumNotReached as error:
-            raise _quorum_error(error) from None
+        except _CLUSTER_ERRORS as error:
+            raise _client_error(error) from None
 
     async def repair(self, key: bytes | None) -> dict[str, int]:
         try:
             return await self._cluster.repair(key)
-        except QuorumNotReached as error:
-            raise _quorum_error(error) from None
+        except _CLUSTER_ERRORS as error:
+            raise _client_error(error) from None
 
     def info(self) -> dict[str, dict[str, object]]:
         cluster_info: Mapping[str, object] = self._cluster.info()
