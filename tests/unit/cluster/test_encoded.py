@@ -94,8 +94,10 @@ def test_overwrite_encoded_equals_a_write_over_the_joined_context(
                     0 if old is None else old.expire_at_ms)
 
 
-def test_overwrite_encoded_leaves_a_malformed_set_to_the_decoding_path() -> None:
-    raw = v.encode_siblings([Sibling(("n1@a", 1), {}, b"v", 1)])
-    assert e.overwrite_encoded(raw[:-2], "n1@a", b"w", 2) is None
-    with pytest.raises(ValueError):
-        v.decode_siblings(raw[:-2])
+def test_overwrite_encoded_rejects_a_malformed_set_like_decode() -> None:
+    raw = v.encode_siblings([Sibling(("n1@a", 1), {"n2@b": 3}, b"v", 1)])
+    for bad in (raw[:-2], raw[:20], raw + b"\x00"):
+        with pytest.raises(ValueError):
+            v.decode_siblings(bad)
+        with pytest.raises(ValueError):
+            e.overwrite_encoded(bad, "n1@a", b"w", 2)
