@@ -329,8 +329,12 @@ class Coordinator:
             self._send_put(key, token, encoded, survivors, Target(spare, hint_for=owner),
                            waiter, used)
 
-        self._send(target.node, messages.PUT, [key, encoded, (target.hint_for or "").encode()],
-                   done)
+        hint_for = target.hint_for.encode() if target.hint_for else b""
+        send_item = getattr(self.network.transport, "send_item", None)
+        if send_item is not None:             # batched with this iteration's other writes
+            send_item(target.node, messages.MPUT, (key, encoded, hint_for), done)
+        else:
+            self._send(target.node, messages.PUT, [key, encoded, hint_for], done)
 
     def _spare(self, token: int, used: set[NodeId]) -> NodeId | None:
         alive = self.network.alive

@@ -17,6 +17,10 @@ every frame of one event-loop iteration into one socket write (measured: a messa
 
     PUT   key siblings hint_for        store siblings (encode_siblings) in the replica, or as a hint
                                        for node `hint_for` when it is non-empty -> "OK"
+    MPUT  (key siblings hint_for)+     a PUT per triple, in order, in one request (the
+                                       coordinator's replica writes of one event-loop iteration)
+                                       -> "OK" when every one was applied, else one status per
+                                       triple: "" applied | the error message
     GET   key                          -> this replica's encoded siblings or nil
     FGET  key                          forwarded read, coordinated by the receiver -> siblings|nil
     FPUT  key value|nil expire_ms context|nil     forwarded write (context: VCLOCK text) -> "OK"
@@ -43,6 +47,7 @@ STATUS_OK = b"+"
 STATUS_ERROR = b"-"
 
 PUT = b"PUT"
+MPUT = b"MPUT"
 GET = b"GET"
 FGET = b"FGET"
 FPUT = b"FPUT"
@@ -89,6 +94,17 @@ def encode_request(verb: bytes, request_id: int | bytes, args) -> bytes:
             parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
         else:
             parts.append(encode_value(arg))
+    return b"".join(parts)
+
+
+def encode_batch(verb: bytes, request_id: bytes, items) -> bytes:
+    """Encode one request whose arguments are the fields of `items`, in order; each item is a
+    triple of bytes (MPUT's key, siblings, hint_for). One format operation per item."""
+    parts = [b"*%d\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+        3 * len(items) + 2, len(verb), verb, len(request_id), request_id)]
+    append = parts.append
+    for a, b, c in items:
+        append(b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(a), a, len(b), b, len(c), c))
     return b"".join(parts)
 
 

@@ -182,6 +182,7 @@ class Network:
     def _register_handlers(self) -> None:
         register = self.server.register
         register(messages.PUT, self._on_put)
+        register(messages.MPUT, self._on_mput)
         register(messages.GET, self._on_get)
         register(messages.FGET, self._on_fget)
         register(messages.FPUT, self._on_fput)
@@ -193,6 +194,25 @@ class Network:
 
     def _on_put(self, peer: NodeId, args: list) -> bytes:
         key, encoded, hint_for = args
+        self._put_one(key, encoded, hint_for)
+        return messages.OK
+
+    def _on_mput(self, peer: NodeId, args: list) -> bytes | list[bytes]:
+        """Every triple as `_on_put`, in order; one failing triple fails only itself."""
+        if not args or len(args) % 3:
+            raise ValueError("MPUT takes (key, siblings, hint_for) triples")
+        put_one, statuses = self._put_one, None
+        for i in range(0, len(args), 3):
+            try:
+                put_one(args[i], args[i + 1], args[i + 2])
+            except Exception as error:
+                if statuses is None:
+                    statuses = [b""] * (len(args) // 3)
+                statuses[i // 3] = f"{type(error).__name__}: {error}".encode()
+        return messages.OK if statuses is None else statuses
+
+    def _put_one(self, key: bytes, encoded: bytes, hint_for: bytes) -> None:
+        """Store one replica write (PUT, MPUT): in the replica, or as a hint for `hint_for`."""
         token = key_token(key)
         owner = hint_for.decode() if hint_for else ""
         if owner and owner != self.me:
@@ -201,7 +221,6 @@ class Network:
                 raise PeerUnavailable("hint store full")
         else:
             self.cluster.replica.apply_encoded(key, token, encoded)
-        return messages.OK
 
     def _on_get(self, peer: NodeId, args: list) -> bytes | None:
         key = args[0]

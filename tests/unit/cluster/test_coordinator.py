@@ -7,9 +7,10 @@ import asyncio
 
 import pytest
 
-from cluster import versioning
+from cluster import messages, versioning
 from cluster.network import Network
 from cluster.service import Cluster
+from cluster.transport import PeerError
 from cluster.types import Outcome, QuorumNotReached, Write, key_token
 from resp_kv.config import ClusterConfig
 from resp_kv.reply import SimpleString
@@ -253,4 +254,20 @@ def test_dbsize_recounts_when_a_node_does_not_answer() -> None:
         await settle()
         net.partition("a", "c")                   # a still believes c is alive
         assert await nodes["a"].dbsize() == 30
+    run(scenario())
+
+
+def test_a_batched_replica_write_fails_only_its_bad_triples() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        writer = nodes["a"]
+        good = [writer.blind_write(b"g%d" % i, b"v%d" % i) for i in range(2)]
+        args = [b"g0", good[0], b"", b"x", b"not a sibling set", b"", b"g1", good[1], b""]
+        statuses = await net.deliver("a", "b", messages.MPUT, args)
+        assert statuses[0] == b"" and statuses[2] == b""
+        assert b"ValueError" in statuses[1]
+        assert local_value(nodes["b"], b"g0") == b"v0" and local_value(nodes["b"], b"g1") == b"v1"
+        assert await net.deliver("a", "b", messages.MPUT, args[:3]) == messages.OK
+        with pytest.raises(PeerError, match="triples"):
+            await net.deliver("a", "b", messages.MPUT, args[:2])
     run(scenario())
