@@ -186,6 +186,7 @@ class Coordinator:
         targets = self._targets(token, plan)
         read = _Read(self, key, token, targets, ReadQuorum(len(targets), r))
         waiter = read.waiter
+        send_item = getattr(self.network.transport, "send_item", None)
         for target in targets:
             if target.node == self.me:
                 raw = read.raws[self.me] = self.cluster.replica.read_encoded(key, token)
@@ -193,8 +194,11 @@ class Coordinator:
                 waiter.record(self.me, read.local[1])
                 read.answered += 1
                 continue
-            self._send(target.node, messages.GET, [key, (target.hint_for or "").encode()],
-                       read.answer_from(target.node))
+            hint_for = target.hint_for.encode() if target.hint_for else b""
+            if send_item is not None:         # batched with this iteration's other reads
+                send_item(target.node, messages.MGET, (key, hint_for), read.answer_from(target.node))
+            else:
+                self._send(target.node, messages.GET, [key, hint_for], read.answer_from(target.node))
         await waiter.wait()
         quorum = waiter.quorum
         if not quorum.succeeded:

@@ -18,10 +18,12 @@ every frame of one event-loop iteration into one socket write (measured: a messa
     PUT   key siblings hint_for        store siblings (encode_siblings) in the replica, or as a hint
                                        for node `hint_for` when it is non-empty -> "OK"
     MPUT  (key siblings hint_for)+     a PUT per triple, in order, in one request (the
-                                       coordinator's replica writes of one event-loop iteration)
-                                       -> "OK" when every one was applied, else one status per
-                                       triple: "" applied | the error message
-    GET   key                          -> this replica's encoded siblings or nil
+                                       coordinator's replica writes of one event-loop
+                                       iteration) -> batched answer, values nil
+    GET   key [hint_for]               -> this replica's encoded siblings or nil (merged with
+                                       its hint for `hint_for` when that is non-empty)
+    MGET  (key hint_for)+              a GET per pair in one request -> batched answer whose
+                                       values are the GET answers
     FGET  key                          forwarded read, coordinated by the receiver -> siblings|nil
     FPUT  key value|nil expire_ms context|nil     forwarded write (context: VCLOCK text) -> "OK"
     FMUT  key name arg*                forwarded mutation -> the reply, RESP2-encoded (resp.encode)
@@ -31,6 +33,13 @@ every frame of one event-loop iteration into one socket write (measured: a messa
     RANGE start end limit              -> [next, [token, key, siblings, ...]] raw records in
                                        [start, end) (streaming a range to a joining node)
     GOSSIP digest                      -> the receiver's digest (membership push-pull)
+
+A batched request's answer (transport.send_item settles one callback per item from it):
+
+    batched answer := [statuses, values]
+    statuses       := "OK"                  every item succeeded
+                    | [status*]             one per item: "" succeeded | the error message
+    values         := nil | [value*]        one per item (nil for a verb that returns none)
 
 Other verbs are registered by other services (anti-entropy) with PeerServer.register.
 """
@@ -48,6 +57,7 @@ STATUS_ERROR = b"-"
 
 PUT = b"PUT"
 MPUT = b"MPUT"
+MGET = b"MGET"
 GET = b"GET"
 FGET = b"FGET"
 FPUT = b"FPUT"
@@ -98,13 +108,20 @@ def encode_request(verb: bytes, request_id: int | bytes, args) -> bytes:
 
 
 def encode_batch(verb: bytes, request_id: bytes, items) -> bytes:
-    """Encode one request whose arguments are the fields of `items`, in order; each item is a
-    triple of bytes (MPUT's key, siblings, hint_for). One format operation per item."""
+    """Encode one request whose arguments are the fields of `items`, in order; every item is a
+    tuple of bytes of the same width, 2 (MGET) or 3 (MPUT). One format operation per item."""
+    width = len(items[0])
     parts = [b"*%d\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-        3 * len(items) + 2, len(verb), verb, len(request_id), request_id)]
+        width * len(items) + 2, len(verb), verb, len(request_id), request_id)]
     append = parts.append
-    for a, b, c in items:
-        append(b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(a), a, len(b), b, len(c), c))
+    if width == 3:
+        for a, b, c in items:
+            append(b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(a), a, len(b), b, len(c), c))
+    elif width == 2:
+        for a, b in items:
+            append(b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(a), a, len(b), b))
+    else:
+        raise ValueError(f"batched items have 2 or 3 fields, not {width}")
     return b"".join(parts)
 
 

@@ -184,6 +184,7 @@ class Network:
         register(messages.PUT, self._on_put)
         register(messages.MPUT, self._on_mput)
         register(messages.GET, self._on_get)
+        register(messages.MGET, self._on_mget)
         register(messages.FGET, self._on_fget)
         register(messages.FPUT, self._on_fput)
         register(messages.FMUT, self._on_fmut)
@@ -197,19 +198,13 @@ class Network:
         self._put_one(key, encoded, hint_for)
         return messages.OK
 
-    def _on_mput(self, peer: NodeId, args: list) -> bytes | list[bytes]:
-        """Every triple as `_on_put`, in order; one failing triple fails only itself."""
-        if not args or len(args) % 3:
-            raise ValueError("MPUT takes (key, siblings, hint_for) triples")
-        put_one, statuses = self._put_one, None
-        for i in range(0, len(args), 3):
-            try:
-                put_one(args[i], args[i + 1], args[i + 2])
-            except Exception as error:
-                if statuses is None:
-                    statuses = [b""] * (len(args) // 3)
-                statuses[i // 3] = f"{type(error).__name__}: {error}".encode()
-        return messages.OK if statuses is None else statuses
+    def _on_mput(self, peer: NodeId, args: list) -> list:
+        """Every (key, siblings, hint_for) triple as `_on_put`; a failing one fails alone."""
+        return _batched(self._put_one, args, 3, answers=False)
+
+    def _on_mget(self, peer: NodeId, args: list) -> list:
+        """Every (key, hint_for) pair as `_on_get`; a failing one fails alone."""
+        return _batched(self._get_one, args, 2, answers=True)
 
     def _put_one(self, key: bytes, encoded: bytes, hint_for: bytes) -> None:
         """Store one replica write (PUT, MPUT): in the replica, or as a hint for `hint_for`."""
@@ -223,10 +218,14 @@ class Network:
             self.cluster.replica.apply_encoded(key, token, encoded)
 
     def _on_get(self, peer: NodeId, args: list) -> bytes | None:
-        key = args[0]
+        return self._get_one(args[0], args[1] if len(args) > 1 else b"")
+
+    def _get_one(self, key: bytes, hint_for: bytes) -> bytes | None:
+        """This replica's encoded siblings of `key` (GET, MGET), merged with its hint for
+        `hint_for` when that names another node."""
         token = key_token(key)
         raw = self.cluster.replica.read_encoded(key, token)
-        owner = args[1].decode() if len(args) > 1 and args[1] else ""
+        owner = hint_for.decode() if hint_for else ""
         if owner and owner != self.me:
             hint = self.cluster.store.get(hint_key(owner, token, key))
             if hint is not None:
@@ -281,6 +280,27 @@ class Network:
                 break
             flat += (b"%d" % token, key, raw)
         return [b"%d" % nxt, flat]
+
+
+def _batched(handle, args: list, width: int, answers: bool) -> list:
+    """Run `handle(*item)` for every item (`width` consecutive arguments) of a batched request,
+    in order; return its answer (messages.py): [OK or a status per item, the values or nil]."""
+    if not args or len(args) % width:
+        raise ValueError(f"a batched request takes items of {width} arguments")
+    values: list | None = [] if answers else None
+    statuses = None
+    items = zip(*(args[k::width] for k in range(width)))
+    for i, item in enumerate(items):
+        try:
+            value = handle(*item)
+        except Exception as error:
+            if statuses is None:
+                statuses = [b""] * (len(args) // width)
+            statuses[i] = f"{type(error).__name__}: {error}".encode()
+            value = None
+        if values is not None:
+            values.append(value)
+    return [messages.OK if statuses is None else statuses, values]
 
 
 def _scan_spans(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

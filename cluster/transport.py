@@ -6,7 +6,7 @@ parser, which saves the future and the event-loop hop its done-callbacks cost (t
 hot path). The request is queued on the peer's link and every frame queued in one event-loop
 iteration leaves in one socket write. Responses are matched by request id.
 
-`send_item()` queues one item of a batched verb (messages.MPUT): the items a link gets for
+`send_item()` queues one item of a batched verb (messages.MPUT, MGET): the items a link gets for
 that verb in one event-loop iteration leave as one request (at most MAX_BATCH_ITEMS each), and
 its one answer settles every item's callback. Measured on a 3-node cluster (SET -P 16): a PUT
 request per replica write cost the coordinator and each replica a frame, a request id, a
@@ -104,11 +104,12 @@ class PeerTransport:
         deadline = self.clock.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         link.request(callback, verb, b"%d" % next(self._ids), args, deadline)
 
-    def send_item(self, node: NodeId, verb: bytes, item: tuple[bytes, bytes, bytes],
+    def send_item(self, node: NodeId, verb: bytes, item: tuple[bytes, ...],
                   callback: Callback, timeout_s: float | None = None) -> None:
-        """Queue one item of the batched `verb` for `node`; `callback(None, error)` runs exactly
-        once, as for `send`: error None when the peer applied the item, PeerError with the
-        peer's message when that item failed, or the whole request's failure."""
+        """Queue one item (a tuple of bytes: messages.encode_batch) of the batched `verb` for
+        `node`; `callback(value, error)` runs exactly once, as for `send`: the item's value
+        and None, or None and PeerError with the peer's message when that item failed, or
+        the whole request's failure."""
         if node in self.blocked:
             _fail_soon(callback, PeerUnavailable(f"{node} is partitioned away"))
             return
@@ -148,21 +149,37 @@ def _fail_soon(callback: Callback, error: Exception) -> None:
 
 
 def _settle_batch(callbacks: list[Callback]) -> Callback:
-    """The one callback of a batched request: its answer (messages.OK, or one status per item:
-    empty = applied, else the peer's error message) or its failure goes to every item."""
+    """The one callback of a batched request: each item's callback gets its value and status
+    from the answer (messages.py, "batched answer"), or the whole request's failure."""
     def settle(payload, error: Exception | None) -> None:
-        if error is None and payload != messages.OK:
-            if type(payload) is list and len(payload) == len(callbacks):
-                for callback, status in zip(callbacks, payload):
-                    _run(callback, None, PeerError(status.decode(errors="replace"))
-                         if status else None)
-                return
-            error = PeerError("malformed answer to a batched request")
-        for callback in callbacks:            # _run, inlined: one call per item less
+        count = len(callbacks)
+        if error is None:
             try:
-                callback(None, error)
-            except Exception:
-                log.exception("peer call callback failed")
+                statuses, values = payload
+                if values is None:
+                    values = [None] * count
+                if statuses == messages.OK:
+                    statuses = None
+                if len(values) != count or (statuses is not None and len(statuses) != count):
+                    raise ValueError("item count")
+            except (TypeError, ValueError):
+                error = PeerError("malformed answer to a batched request")
+        if error is not None:
+            values, statuses = [None] * count, [error] * count
+        elif statuses is None:
+            for callback, value in zip(callbacks, values):   # _run, inlined: a call per item
+                try:
+                    callback(value, None)
+                except Exception:
+                    log.exception("peer call callback failed")
+            return
+        for callback, value, status in zip(callbacks, values, statuses):
+            if not status:
+                _run(callback, value, None)
+            elif isinstance(status, Exception):
+                _run(callback, None, status)
+            else:
+                _run(callback, None, PeerError(status.decode(errors="replace")))
     return settle
 
 
@@ -211,7 +228,7 @@ class _Link(asyncio.Protocol):
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    def request_item(self, callback: Callback, verb: bytes, item: tuple[bytes, bytes, bytes],
+    def request_item(self, callback: Callback, verb: bytes, item: tuple[bytes, ...],
                      deadline: float) -> None:
         if self._state == "idle":
             if self._owner.clock.monotonic() < self._retry_at:

@@ -263,11 +263,14 @@ def test_a_batched_replica_write_fails_only_its_bad_triples() -> None:
         writer = nodes["a"]
         good = [writer.blind_write(b"g%d" % i, b"v%d" % i) for i in range(2)]
         args = [b"g0", good[0], b"", b"x", b"not a sibling set", b"", b"g1", good[1], b""]
-        statuses = await net.deliver("a", "b", messages.MPUT, args)
-        assert statuses[0] == b"" and statuses[2] == b""
+        statuses, values = await net.deliver("a", "b", messages.MPUT, args)
+        assert statuses[0] == b"" and statuses[2] == b"" and values is None
         assert b"ValueError" in statuses[1]
         assert local_value(nodes["b"], b"g0") == b"v0" and local_value(nodes["b"], b"g1") == b"v1"
-        assert await net.deliver("a", "b", messages.MPUT, args[:3]) == messages.OK
-        with pytest.raises(PeerError, match="triples"):
+        assert await net.deliver("a", "b", messages.MPUT, args[:3]) == [messages.OK, None]
+        with pytest.raises(PeerError, match="items of 3"):
             await net.deliver("a", "b", messages.MPUT, args[:2])
+        # MGET answers each pair: the stored set, nil for a key it does not have
+        assert await net.deliver("a", "b", messages.MGET, [b"g0", b"", b"nope", b""]) == \
+            [messages.OK, [good[0], None]]
     run(scenario())

@@ -118,18 +118,21 @@ def test_unreachable_peer_fails_fast_and_backs_off() -> None:
 
 
 def _batch_server_handler(seen: list):
-    """An MPUT-shaped handler: records each request's triples; a value b"bad" fails its item."""
+    """A batched handler: records each request's triples and answers each with its key upper-
+    cased; a value b"bad" fails its item."""
     def handler(peer, args):
         triples = [tuple(args[i:i + 3]) for i in range(0, len(args), 3)]
         seen.append(triples)
+        values = [key.upper() for key, _, _ in triples]
         if all(value != b"bad" for _, value, _ in triples):
-            return messages.OK
-        return [b"ValueError: bad value" if value == b"bad" else b"" for _, value, _ in triples]
+            return [messages.OK, values]
+        return [[b"ValueError: bad value" if value == b"bad" else b"" for _, value, _ in triples],
+                values]
     return handler
 
 
 async def _item_results(transport, node, items, verb=messages.MPUT) -> list:
-    """send_item every item in one iteration; return [error or None per item], after checking
+    """send_item every item in one iteration; return [(value, error) per item], after checking
     that each item's callback ran exactly once."""
     loop = asyncio.get_running_loop()
     futures, calls = [], [0] * len(items)
@@ -137,7 +140,7 @@ async def _item_results(transport, node, items, verb=messages.MPUT) -> list:
     def callback(i, payload, error) -> None:
         calls[i] += 1
         if not futures[i].done():
-            futures[i].set_result(error)
+            futures[i].set_result((payload, error))
     for i, item in enumerate(items):
         futures.append(loop.create_future())
         transport.send_item(node, verb, item, lambda payload, error, i=i: callback(i, payload, error))
@@ -155,18 +158,20 @@ def test_items_of_one_iteration_travel_as_one_request_and_settle_one_by_one() ->
         transport = _transport(server)
         await transport.start()
         items = [(b"k%d" % i, b"v%d" % i, b"") for i in range(10)]
-        assert await _item_results(transport, "b", items) == [None] * 10
+        answers = [(b"K%d" % i, None) for i in range(10)]
+        assert await _item_results(transport, "b", items) == answers
         # the link connects first: while it does, items go out one request each; once it
         # is up, a whole iteration's items are one request
         seen.clear()
-        assert await _item_results(transport, "b", items) == [None] * 10
+        assert await _item_results(transport, "b", items) == answers
         assert seen == [items]
         # a failing item fails alone, with the peer's message
         seen.clear()
         mixed = [(b"a", b"ok", b""), (b"b", b"bad", b""), (b"c", b"ok", b"")]
-        errors = await _item_results(transport, "b", mixed)
-        assert errors[0] is None and errors[2] is None
-        assert isinstance(errors[1], PeerError) and "bad value" in str(errors[1])
+        results = await _item_results(transport, "b", mixed)
+        assert results[0] == (b"A", None) and results[2] == (b"C", None)
+        assert results[1][0] is None and isinstance(results[1][1], PeerError)
+        assert "bad value" in str(results[1][1])
         assert seen == [mixed]
         await transport.stop()
         await server.stop()
@@ -184,17 +189,24 @@ def test_a_batch_is_split_at_max_items_and_a_failed_request_fails_every_item() -
         await transport.start()
         await transport.call("b", b"ECHO", [])                  # connected
         items = [(b"k%d" % i, b"v", b"") for i in range(MAX_BATCH_ITEMS + 5)]
-        assert await _item_results(transport, "b", items) == [None] * len(items)
+        results = await _item_results(transport, "b", items)
+        assert results == [(key.upper(), None) for key, _, _ in items]
         assert [len(request) for request in seen] == [MAX_BATCH_ITEMS, 5]
         # a verb the peer does not serve: the request fails, so every item does
-        errors = await _item_results(transport, "b", items[:3], verb=b"NOPE")
-        assert all(isinstance(e, PeerError) and "unknown peer verb" in str(e) for e in errors)
+        results = await _item_results(transport, "b", items[:3], verb=b"NOPE")
+        assert all(value is None and isinstance(e, PeerError) and "unknown peer verb" in str(e)
+                   for value, e in results)
+        # an answer that is not [statuses, values] of the right length fails every item
+        server.register(b"ODD", lambda peer, args: [messages.OK, [b"one value"]])
+        results = await _item_results(transport, "b", items[:3], verb=b"ODD")
+        assert all(value is None and isinstance(e, PeerError) and "malformed" in str(e)
+                   for value, e in results)
         await transport.stop()
         # a stopped peer: queued items fail with PeerUnavailable, each exactly once
         await server.stop()
         fresh = _transport(server)
         await fresh.start()
-        errors = await _item_results(fresh, "b", items[:3])
-        assert all(isinstance(e, PeerUnavailable) for e in errors)
+        results = await _item_results(fresh, "b", items[:3])
+        assert all(value is None and isinstance(e, PeerUnavailable) for value, e in results)
         await fresh.stop()
     asyncio.run(scenario())
