@@ -36,7 +36,7 @@ import hiredis
 from cluster import messages, versioning
 from cluster.quorum import ReadQuorum, WriteQuorum
 from cluster.replica import TOKEN_LIMIT
-from cluster.ring import Target, plan_writes
+from cluster.ring import Target, WritePlans
 from cluster.transport import PeerError
 from cluster.types import Context, NodeId, PeerUnavailable, QuorumNotReached, Sibling, key_token
 
@@ -53,6 +53,7 @@ class _Waiter:
         self.quorum = quorum
         self._future: asyncio.Future | None = None
         self.on_done: Callable[[], None] | None = None
+        self.used: set[NodeId] | None = None    # a write's targets and fallbacks, once one fails
 
     def record(self, node: NodeId, result) -> None:
         quorum = self.quorum
@@ -85,6 +86,7 @@ class Coordinator:
         self._locks: dict[bytes, list] = {}   # key -> [lock, users]
         self._background: set[asyncio.Task] = set()
         self._sized: tuple = (None, (1, 1, 1))     # (ring, sizes): see _sizes
+        self._plans: WritePlans | None = None      # for the current view: see _plan
 
     # --- quorum sizes -----------------------------------------------------------------------
 
@@ -148,7 +150,7 @@ class Coordinator:
         is computed once and also answers "is this node a primary"."""
         token = key_token(key)
         plan = self._plan(token)
-        if not forwarded and not self._lists_me(plan[0]):
+        if not forwarded and not plan[3]:
             return self._forward_get(key, token)
         return self._coordinate_get(key, token, plan)
 
@@ -156,29 +158,23 @@ class Coordinator:
         raw = await self._forward(token, messages.FGET, [key])
         return versioning.decode_siblings(raw) if raw else []
 
-    def _plan(self, token: int) -> tuple[list[Target], object, frozenset]:
-        """Return (targets, ring, alive): the plan and the view it was made from."""
-        n, _, _ = self._sizes()
+    def _plan(self, token: int) -> tuple:
+        """Return (targets, ring, alive, primary): the plan, the view it was made from, and
+        whether this node is a primary of the token (ring.WritePlans, cached per view)."""
         network = self.network
-        ring, alive = network.ring, network.alive
-        return plan_writes(ring, token, n, alive), ring, alive
+        plans = self._plans
+        if plans is None or plans.ring is not network.ring or plans.alive is not network.alive:
+            n, _, _ = self._sizes()
+            plans = self._plans = WritePlans(network.ring, n, network.alive, self.me)
+        return plans.plan(token)
 
-    def _targets(self, token: int, plan: tuple | None) -> list[Target]:
+    def _targets(self, token: int, plan: tuple | None) -> tuple[Target, ...]:
         """The plan's targets if the view is still the one it was made from, else a fresh
         plan (a coroutine may start an iteration after `get`/`put` planned it)."""
         network = self.network
         if plan is None or plan[1] is not network.ring or plan[2] is not network.alive:
             plan = self._plan(token)
         return plan[0]
-
-    def _lists_me(self, targets: list[Target]) -> bool:
-        """True if this node is a primary of the plan's key. This node is always alive, so it
-        is a primary exactly when it is in the plan as itself (not as a fallback)."""
-        me = self.me
-        for target in targets:
-            if target.node == me:
-                return target.hint_for is None
-        return False
 
     async def _coordinate_get(self, key: bytes, token: int, plan: tuple | None = None
                               ) -> list[Sibling]:
@@ -219,7 +215,7 @@ class Coordinator:
             self._read_repair(key, token, targets, quorum, read.raws)
         return merged
 
-    def _read_repair(self, key: bytes, token: int, targets: list[Target], quorum: ReadQuorum,
+    def _read_repair(self, key: bytes, token: int, targets: tuple[Target, ...], quorum: ReadQuorum,
                      raws: dict) -> None:
         """Once every asked replica answered or failed: send the merged set to stale ones."""
         if len(set(raws.values())) <= 1 and len(raws) == len(targets):
@@ -246,7 +242,7 @@ class Coordinator:
         """Return an awaitable of the replicated write (a plain method, as `get`)."""
         token = key_token(key)
         plan = self._plan(token)
-        if not forwarded and not self._lists_me(plan[0]):
+        if not forwarded and not plan[3]:
             ctx = None if context is None else versioning.format_context(context).encode()
             return self._forward(token, messages.FPUT, [key, value, expire_at_ms, ctx])
         return self._coordinate_put(key, token, value, expire_at_ms, context, plan=plan)
@@ -258,7 +254,7 @@ class Coordinator:
         is not a primary of the key: forwarding goes through `put()`."""
         token = key_token(key)
         plan = self._plan(token)
-        if not self._lists_me(plan[0]):
+        if not plan[3]:
             return False
         waiter = self._start_put(key, token, value, 0, None, None, None, plan)
 
@@ -308,14 +304,13 @@ class Coordinator:
                     cluster.hints.add(owner, token, key, survivors)
         waiter = _Waiter(WriteQuorum(len(targets), w))
         waiter.record(self.me, None)
-        used = {t.node for t in targets} | {self.me}
         for target in targets:
             if target.node != self.me:
-                self._send_put(key, token, encoded, survivors, target, waiter, used)
+                self._send_put(key, token, encoded, survivors, target, waiter, targets)
         return waiter
 
     def _send_put(self, key: bytes, token: int, encoded: bytes, survivors: list[Sibling] | None,
-                  target: Target, waiter: _Waiter, used: set[NodeId]) -> None:
+                  target: Target, waiter: _Waiter, targets: tuple[Target, ...]) -> None:
         def done(_payload, error: Exception | None) -> None:
             if error is None:
                 waiter.record(target.node, None)
@@ -325,13 +320,18 @@ class Coordinator:
                                    survivors or versioning.decode_siblings(encoded))
             # While W is not met, a fallback takes the failed target's place (its result
             # is recorded instead of the failure).
-            spare = None if waiter.quorum.succeeded else self._spare(token, used)
+            if waiter.quorum.succeeded:
+                spare = None
+            else:
+                if waiter.used is None:           # built on the first failure only
+                    waiter.used = {t.node for t in targets} | {self.me}
+                spare = self._spare(token, waiter.used)
             if spare is None:
                 waiter.record(target.node, error)
                 return
-            used.add(spare)
+            waiter.used.add(spare)
             self._send_put(key, token, encoded, survivors, Target(spare, hint_for=owner),
-                           waiter, used)
+                           waiter, targets)
 
         hint_for = target.hint_for.encode() if target.hint_for else b""
         send_item = getattr(self.network.transport, "send_item", None)
@@ -473,7 +473,7 @@ class _Read:
                  "answered", "merged_ready", "differs")
 
     def __init__(self, coordinator: "Coordinator", key: bytes, token: int,
-                 targets: list[Target], quorum: ReadQuorum) -> None:
+                 targets: tuple[Target, ...], quorum: ReadQuorum) -> None:
         self.coordinator = coordinator
         self.key, self.token, self.targets = key, token, targets
         self.waiter = _Waiter(quorum)

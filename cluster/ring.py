@@ -24,7 +24,8 @@ import mmh3
 
 from cluster.types import NodeId
 
-__all__ = ["Ring", "Target", "vnode_token", "plan_writes", "plan_reads", "RING_SIZE"]
+__all__ = ["Ring", "Target", "vnode_token", "plan_writes", "plan_reads", "WritePlans",
+           "RING_SIZE"]
 
 RING_SIZE = 1 << 64
 
@@ -190,6 +191,34 @@ def plan_writes(ring: Ring, token: int, n: int, alive: Set[NodeId]) -> list[Targ
     spares = (node for node in walk[n:] if node in alive)
     targets += [Target(spare, hint_for=owner) for owner, spare in zip(down, spares)]
     return targets
+
+
+class WritePlans:
+    """`plan_writes` for one view (ring, n, alive) as seen by node `me`, cached per vnode: every
+    token of one vnode range gets the same plan, and a view is replaced, never mutated, so an
+    entry never goes stale (at most one per vnode). Hot: every replicated request plans.
+
+    `plan(token)` returns (targets, ring, alive, primary): the targets as a tuple (shared: do
+    not mutate), the view they were made from, and whether `me` is a primary of the token (it
+    is in the plan as itself; `me` is always alive)."""
+
+    __slots__ = ("ring", "n", "alive", "me", "_by_vnode")
+
+    def __init__(self, ring: Ring, n: int, alive: Set[NodeId], me: NodeId) -> None:
+        self.ring, self.n, self.alive, self.me = ring, n, alive, me
+        self._by_vnode: dict[int, tuple] = {}
+
+    def plan(self, token: int) -> tuple:
+        ring = self.ring
+        if not ring._tokens:
+            return (), ring, self.alive, False
+        index = ring._index(token)
+        plan = self._by_vnode.get(index)
+        if plan is None:
+            targets = tuple(plan_writes(ring, token, self.n, self.alive))
+            primary = any(t.node == self.me and t.hint_for is None for t in targets)
+            plan = self._by_vnode[index] = (targets, ring, self.alive, primary)
+        return plan
 
 
 def plan_reads(ring: Ring, token: int, n: int, alive: Set[NodeId]) -> list[NodeId]:

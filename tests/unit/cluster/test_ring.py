@@ -8,7 +8,8 @@ import mmh3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cluster.ring import RING_SIZE, Ring, Target, plan_reads, plan_writes, vnode_token
+from cluster.ring import (RING_SIZE, Ring, Target, WritePlans, plan_reads, plan_writes,
+                          vnode_token)
 from cluster.types import key_token
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
@@ -166,3 +167,17 @@ def test_plan_writes_runs_out_of_spares() -> None:
     assert plan_writes(ring, token, 3, set()) == []
     small = plan_writes(ring, token, 2, {walk[1], walk[2]})
     assert small == [Target(walk[1]), Target(walk[2], hint_for=walk[0])]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(tokens, min_size=1, max_size=30), st.integers(1, 4),
+       st.sets(st.sampled_from(NODES)), st.sampled_from(NODES))
+def test_write_plans_cache_is_plan_writes_and_knows_the_primaries(toks, n, down, me) -> None:
+    ring = Ring(NODES, 8)
+    alive = frozenset(NODES) - down | {me}
+    plans = WritePlans(ring, n, alive, me)
+    for token in toks + toks:                       # the second pass answers from the cache
+        targets, plan_ring, plan_alive, primary = plans.plan(token)
+        assert list(targets) == plan_writes(ring, token, n, alive)
+        assert plan_ring is ring and plan_alive is alive
+        assert primary == (me in ring.preference_list(token, n))
