@@ -176,8 +176,40 @@ class Coordinator:
             plan = self._plan(token)
         return plan[0]
 
+    def get_started(self, key: bytes, on_done: Callable) -> bool:
+        """A GET's read as callbacks, for the client hot path (no task, no coroutine): start it
+        and return True, then call `on_done(merged siblings, None)` once R answered, or
+        `on_done(None, QuorumNotReached)`, once. Return False, having done nothing, when this
+        node is not a primary of the key: forwarding goes through `get()`."""
+        token = key_token(key)
+        plan = self._plan(token)
+        if not plan[3]:
+            return False
+        read = self._start_get(key, token, plan)
+
+        def finished() -> None:
+            try:
+                merged = self._finish_get(read)
+            except QuorumNotReached as error:
+                on_done(None, error)
+                return
+            on_done(merged, None)
+
+        if read.waiter.quorum.done:
+            finished()
+        else:
+            read.waiter.on_done = finished
+        return True
+
     async def _coordinate_get(self, key: bytes, token: int, plan: tuple | None = None
                               ) -> list[Sibling]:
+        read = self._start_get(key, token, plan)
+        await read.waiter.wait()
+        return self._finish_get(read)
+
+    def _start_get(self, key: bytes, token: int, plan: tuple | None) -> "_Read":
+        """Read the local replica and ask the other targets; return the read their answers
+        feed (the local copy counts as the first)."""
         _, r, _ = self._sizes()
         targets = self._targets(token, plan)
         read = _Read(self, key, token, targets, ReadQuorum(len(targets), r))
@@ -195,10 +227,14 @@ class Coordinator:
                 send_item(target.node, messages.MGET, (key, hint_for), read.answer_from(target.node))
             else:
                 self._send(target.node, messages.GET, [key, hint_for], read.answer_from(target.node))
-        await waiter.wait()
-        quorum = waiter.quorum
+        return read
+
+    def _finish_get(self, read: "_Read") -> list[Sibling]:
+        """Once the read's quorum is done: the merged siblings (QuorumNotReached if too few
+        answered); starts the read repair if every asked replica has answered."""
+        quorum = read.waiter.quorum
         if not quorum.succeeded:
-            raise QuorumNotReached("read", len(quorum.replies), r)
+            raise QuorumNotReached("read", len(quorum.replies), quorum.r)
         local = read.local
         if local is not None and not read.differs:
             # Every reply so far is the local copy byte for byte: sync is idempotent, so
@@ -211,8 +247,8 @@ class Coordinator:
         # No task per read: the repair runs once every asked replica answered or failed (now,
         # or from the last straggler's callback).
         read.merged_ready = True
-        if read.answered == len(targets):
-            self._read_repair(key, token, targets, quorum, read.raws)
+        if read.answered == len(read.targets):
+            self._read_repair(read.key, read.token, read.targets, quorum, read.raws)
         return merged
 
     def _read_repair(self, key: bytes, token: int, targets: tuple[Target, ...], quorum: ReadQuorum,

@@ -183,6 +183,14 @@ class Cluster:
             return
         await self.coordinator.put(key, value, expire_at_ms, context)
 
+    def get_started(self, key: bytes, on_done) -> bool:
+        """Start a GET's replicated read without a coroutine: `on_done(siblings, None)` once
+        R answered, or `on_done(None, error)`; False if it cannot start that way (a cluster
+        of one: `value_now`; a key this node does not coordinate: `get`)."""
+        if self.solo:
+            return False
+        return self.coordinator.get_started(key, on_done)
+
     def put_started(self, key: bytes, value: bytes, on_done) -> bool:
         """Start a plain SET's replicated `put` without a coroutine (the coordinator calls
         `on_done(error or None)` once W acked or cannot); False if it cannot start that way

@@ -38,6 +38,12 @@ class Backend(Protocol):
     def get_value_now(self, key: bytes) -> bytes | None | object:
         """GET's answer (the live value or None) if it needs no waiting, else NOT_NOW."""
 
+    def get_started(self, key: bytes,
+                    on_done: Callable[[bytes | None, CommandError | None], None]) -> bool:
+        """GET driven by callbacks, when `get_value_now` said NOT_NOW: True if started (then
+        `on_done(live value or None, None)` or `on_done(None, error)`, once), False if it
+        must go through `get()`."""
+
     def put_now(self, key: bytes, value: bytes) -> bool:
         """A plain blind put done at once if it needs no waiting (then True), else False."""
 
@@ -100,6 +106,16 @@ class ClusterBackend:
             return await self._cluster.get_current(key, _now_ms())
         except _CLUSTER_ERRORS as error:
             raise _client_error(error) from None
+
+    def get_started(self, key: bytes,
+                    on_done: Callable[[bytes | None, CommandError | None], None]) -> bool:
+        def done(siblings, error: Exception | None) -> None:
+            if error is not None:
+                on_done(None, _client_error(error))
+                return
+            current = versioning.winner(siblings, _now_ms())
+            on_done(current.value if current is not None else None, None)
+        return self._cluster.get_started(key, done)
 
     def put_now(self, key: bytes, value: bytes) -> bool:
         cluster = self._cluster

@@ -51,17 +51,17 @@ class CommandSpec:
     now: NowHandler | None = None   # the synchronous attempt (module docstring)
 
 
-def started_reply(session: "Session", start: Callable[[Callable], bool], ok: bytes) -> Any:
+def started_reply(session: "Session", start: Callable[[Callable], bool], ok: bytes | None) -> Any:
     """For a `now` handler: call `start(on_done)` (a backend `*_started` method); if it
-    started, return a Future of the encoded reply (`ok`, or the error `on_done` got), else
-    NOT_NOW."""
+    started, return a Future of the encoded reply, else NOT_NOW. `on_done(error, encoded=None)`
+    settles it: the error's reply, else `encoded`, else `ok`."""
     future = asyncio.get_running_loop().create_future()
 
-    def on_done(error: Exception | None) -> None:
+    def on_done(error: Exception | None, encoded: bytes | None = None) -> None:
         if future.done():
             return
         if error is None:
-            future.set_result(ok)
+            future.set_result(ok if encoded is None else encoded)
         else:
             session.server.total_error_replies += 1
             future.set_result(encode_error(error))

@@ -56,7 +56,16 @@ def _absolute_expiry(text: bytes, unit_ms: int, relative: bool, command: str) ->
 
 
 def get_now(session: Session, argv: list[bytes]) -> object:
-    return session.backend.get_value_now(argv[1])
+    backend = session.backend
+    reply = backend.get_value_now(argv[1])
+    if reply is not NOT_NOW:
+        return reply
+    key, nil = argv[1], b"$-1\r\n" if session.protocol == 2 else b"_\r\n"
+
+    def start(on_done) -> bool:              # a replicated read: answered from callbacks
+        return backend.get_started(key, lambda value, error: on_done(
+            error, nil if value is None else b"$%d\r\n%s\r\n" % (len(value), value)))
+    return started_reply(session, start, None)
 
 
 def set_now(session: Session, argv: list[bytes]) -> object:

@@ -57,6 +57,17 @@ class FakeBackend:
         current = self._live(key)
         return current.value if current is not None else None
 
+    def get_started(self, key: bytes, on_done) -> bool:
+        if not self.suspend:
+            return False                  # get_value_now has answered already
+        loop = asyncio.get_running_loop()   # suspending: complete from a later loop pass
+
+        def finish() -> None:
+            current = self._live(key)
+            on_done(current.value if current is not None else None, None)
+        loop.call_soon(finish)
+        return True
+
     def put_now(self, key: bytes, value: bytes) -> bool:
         if self.suspend:
             return False

@@ -5,7 +5,8 @@
     FakeNetwork   routes peer calls between in-process nodes; partition()/heal()/drop()
 
 No sockets: FakeNetwork plugs into `cluster.network.Network` in place of `PeerTransport`
-(the same `call(node, verb, args, timeout_s)` shape), so coordinator logic runs unchanged.
+(the same `call(node, verb, args, timeout_s)` and `send_item` shapes), so coordinator logic
+runs unchanged.
 """
 
 from __future__ import annotations
@@ -97,6 +98,24 @@ class _FakeTransport:
 
     def call(self, node: str, verb: bytes, args: list, timeout_s: float | None = None):
         return self.net.deliver(self.node, node, verb, args)
+
+    def send_item(self, node: str, verb: bytes, item: tuple, callback,
+                  timeout_s: float | None = None) -> None:
+        """A batched verb's item as a request of its own (no coalescing here): the real
+        handler's batched answer is unpacked for the callback as PeerTransport does."""
+        from cluster.transport import PeerError
+
+        def settle(future: asyncio.Future) -> None:
+            error = future.exception()
+            if error is not None:
+                callback(None, error)
+                return
+            statuses, values = future.result()
+            if statuses != b"OK" and statuses[0]:
+                callback(None, PeerError(statuses[0].decode()))
+            else:
+                callback(values[0] if values is not None else None, None)
+        self.call(node, verb, list(item)).add_done_callback(settle)
 
     def block(self, nodes) -> None:
         self.blocked |= set(nodes)

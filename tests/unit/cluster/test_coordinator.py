@@ -121,6 +121,33 @@ def test_put_started_answers_once_after_w_acks_or_with_the_quorum_error() -> Non
     run(scenario())
 
 
+def test_get_started_answers_once_after_r_replies_or_with_the_quorum_error() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c", "d"])
+        key = key_where(nodes["a"], lambda p: p[0] == "a")
+        await nodes["b"].put(key, b"v1")
+        await settle()
+        results: list = []
+        assert nodes["a"].get_started(key, lambda *answer: results.append(answer)) is True
+        await until(lambda: results)
+        await settle()                                   # the third reply must not answer again
+        assert len(results) == 1 and results[0][1] is None
+        assert [s.value for s in results[0][0]] == [b"v1"]
+        elsewhere = key_where(nodes["a"], lambda p: "a" not in p)
+        assert nodes["a"].get_started(elsewhere, results.append) is False        # forward: get()
+        assert len(results) == 1
+        for other in ("b", "c", "d"):
+            net.partition("a", other)
+        failed: list = []
+        assert nodes["a"].get_started(key, lambda *answer: failed.append(answer)) is True
+        await until(lambda: failed)
+        await settle()
+        assert len(failed) == 1 and failed[0][0] is None
+        error = failed[0][1]
+        assert isinstance(error, QuorumNotReached) and (error.what, error.needed) == ("read", 2)
+    run(scenario())
+
+
 def test_write_meets_quorum_with_one_replica_down_and_hints_it() -> None:
     async def scenario():
         net, _, nodes = build(["a", "b", "c"])

@@ -212,13 +212,16 @@ def test_server_pause_reading_above_high_water():
         reader, writer = await connect()
         backend.suspend = True
         gate = asyncio.Event()
-        original_get = FakeBackend.get
 
-        async def blocked_get(self, key):
-            await gate.wait()
-            return await original_get(self, key)
+        def blocked_get(key, on_done) -> bool:      # GET's replicated path: answers later
+            async def answer() -> None:
+                await gate.wait()
+                on_done(None, None)
+            pending.add(asyncio.ensure_future(answer()))
+            return True
 
-        backend.get = blocked_get.__get__(backend)
+        pending: set = set()
+        backend.get_started = blocked_get
         writer.write(b"".join(frame(b"GET", b"k") for _ in range(50)))
         connection = next(iter(server._connections))
         await _until(lambda: connection._reading_paused)
