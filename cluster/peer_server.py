@@ -98,6 +98,7 @@ class _PeerServerProtocol(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self._transport = transport
+        self._loop = asyncio.get_running_loop()   # once: a getpid(2) syscall per call in 3.11
         self._server.connections.add(self)
         transport.write(messages.encode_value([messages.HELLO, self._nonce]))
 
@@ -191,7 +192,7 @@ class _PeerServerProtocol(asyncio.Protocol):
             self._out.append(messages.encode_response(rid, False, str(error)))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -208,6 +208,8 @@ class _Link(asyncio.Protocol):
         self._backoff_s = 0.0
         self._retry_at = 0.0
         self._connector: asyncio.Task | None = None
+        # Once: asyncio.get_running_loop() is a getpid(2) syscall in CPython 3.11.
+        self._loop = asyncio.get_running_loop()
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -226,7 +228,7 @@ class _Link(asyncio.Protocol):
         self._queue.append(messages.encode_request(verb, rid, args))
         if self._state == "ready" and not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def request_item(self, callback: Callback, verb: bytes, item: tuple[bytes, ...],
                      deadline: float) -> None:
@@ -250,7 +252,7 @@ class _Link(asyncio.Protocol):
             self._seal(verb)
         if self._state == "ready" and not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _seal(self, verb: bytes) -> None:
         """Turn the open batch of `verb` into one request frame on the queue."""

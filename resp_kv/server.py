@@ -101,6 +101,7 @@ class RespProtocol(asyncio.Protocol):
         server = self._server
         session = Session(backend=server.backend, server=self._state, config=server.config)
         session.authenticated = self._config.requirepass is None
+        session.loop = asyncio.get_running_loop()
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             session.address = f"{peer[0]}:{peer[1]}"
