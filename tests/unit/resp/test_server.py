@@ -306,3 +306,43 @@ def test_server_requirepass_gate_in_a_pipeline():
         await read_exactly(reader, b"-NOAUTH Authentication required.\r\n+OK\r\n$-1\r\n"
                                    b"+RESET\r\n-NOAUTH Authentication required.\r\n")
     serve(test, requirepass="pw")
+
+
+def test_server_lone_started_command_answers_then_runs_what_arrived_meanwhile():
+    """A lone GET/SET the backend starts by callbacks (a cluster at -P 1) is answered from its
+    Future's callback; commands that arrive before it is done wait their turn, in order."""
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        gate = asyncio.Event()
+        original = backend.put_started
+
+        def gated_put_started(key, value, on_done) -> bool:
+            async def later() -> None:
+                await gate.wait()
+                original(key, value, on_done)
+            started.add(asyncio.ensure_future(later()))
+            return True
+
+        started: set = set()
+        backend.put_started = gated_put_started
+        writer.write(frame(b"SET", b"k", b"v1"))           # lone: started, not answered yet
+        await _until(lambda: started)
+        writer.write(frame(b"GET", b"k") + frame(b"SET", b"k", b"v2") + frame(b"GET", b"k"))
+        connection = next(iter(server._connections))
+        await _until(lambda: len(connection._pending) == 3)   # queued behind the SET
+        assert not connection.idle and connection._worker is None   # no task for the lone SET
+        gate.set()
+        await read_exactly(reader, b"+OK\r\n$2\r\nv1\r\n+OK\r\n$2\r\nv2\r\n")
+        await _until(lambda: connection.idle)
+        # a client that goes away before its started command answers: the node goes on
+        gate.clear()
+        writer.write(frame(b"SET", b"gone", b"x"))
+        await _until(lambda: len(started) == 3)
+        writer.close()
+        await _until(lambda: not server._connections)
+        gate.set()
+        await _until(lambda: backend.data.get(b"gone") is not None)
+        reader, writer = await connect()
+        writer.write(frame(b"GET", b"gone"))
+        await read_exactly(reader, b"$1\r\nx\r\n")
+    serve(test, suspend=True)
