@@ -224,7 +224,8 @@ class Coordinator:
                 continue
             hint_for = target.hint_for.encode() if target.hint_for else b""
             if send_item is not None:         # batched with this iteration's other reads
-                send_item(target.node, messages.MGET, (key, hint_for), read.answer_from(target.node))
+                send_item(target.node, messages.MGET, (key, hint_for),
+                          read.answer_from(target.node, hint_for))
             else:
                 self._send(target.node, messages.GET, [key, hint_for], read.answer_from(target.node))
         return read
@@ -519,8 +520,19 @@ class _Read:
         self.merged_ready = False          # set once the read has answered its client
         self.differs = False               # a reply not byte-identical to the local copy came
 
-    def answer_from(self, node: NodeId):
-        return lambda payload, error: self.answer(node, payload, error)
+    def answer_from(self, node: NodeId, hint_for: bytes | None = None):
+        """The callback of `node`'s answer; with `hint_for` (an MGET item), a value refused as
+        too big for the batched answer is asked for again with GET."""
+        if hint_for is None:
+            return lambda payload, error: self.answer(node, payload, error)
+
+        def batched(payload, error: Exception | None) -> None:
+            if error is not None and str(error).endswith(messages.ANSWER_ALONE):
+                self.coordinator._send(node, messages.GET, [self.key, hint_for],
+                                       self.answer_from(node))
+                return
+            self.answer(node, payload, error)
+        return batched
 
     def answer(self, node: NodeId, raw, error: Exception | None) -> None:
         if error is not None:

@@ -23,7 +23,9 @@ every frame of one event-loop iteration into one socket write (measured: a messa
     GET   key [hint_for]               -> this replica's encoded siblings or nil (merged with
                                        its hint for `hint_for` when that is non-empty)
     MGET  (key hint_for)+              a GET per pair in one request -> batched answer whose
-                                       values are the GET answers
+                                       values are the GET answers; once the values would pass
+                                       MGET_ANSWER_MAX_BYTES, a larger one's status is
+                                       "AnswerAlone: answer alone": ask for it with GET
     FGET  key                          forwarded read, coordinated by the receiver -> siblings|nil
     FPUT  key value|nil expire_ms context|nil     forwarded write (context: VCLOCK text) -> "OK"
     FMUT  key name arg*                forwarded mutation -> the reply, RESP2-encoded (resp.encode)
@@ -72,6 +74,10 @@ GOSSIP = b"GOSSIP"
 PRE_AUTH_MAX_BYTES = 4096
 # After AUTH: the largest frame a peer may send (a 512 MiB value plus its versions).
 PEER_MAX_BUFFER_BYTES = 600 * 1024 * 1024
+# The values of one MGET answer stay under this: a big value travels in a GET answer of its
+# own, so a batch of them never makes a frame over PEER_MAX_BUFFER_BYTES.
+MGET_ANSWER_MAX_BYTES = 16 * 1024 * 1024
+ANSWER_ALONE = "answer alone"
 
 
 def encode_value(value) -> bytes:

@@ -203,8 +203,19 @@ class Network:
         return _batched(self._put_one, args, 3, answers=False)
 
     def _on_mget(self, peer: NodeId, args: list) -> list:
-        """Every (key, hint_for) pair as `_on_get`; a failing one fails alone."""
-        return _batched(self._get_one, args, 2, answers=True)
+        """Every (key, hint_for) pair as `_on_get`; a failing one fails alone, and a value
+        past the answer's byte budget is refused with AnswerAlone (messages.py, MGET)."""
+        budget = messages.MGET_ANSWER_MAX_BYTES
+
+        def get_within_budget(key: bytes, hint_for: bytes) -> bytes | None:
+            nonlocal budget
+            raw = self._get_one(key, hint_for)
+            if raw is not None:
+                if len(raw) > budget:
+                    raise AnswerAlone(messages.ANSWER_ALONE)
+                budget -= len(raw)
+            return raw
+        return _batched(get_within_budget, args, 2, answers=True)
 
     def _put_one(self, key: bytes, encoded: bytes, hint_for: bytes) -> None:
         """Store one replica write (PUT, MPUT): in the replica, or as a hint for `hint_for`."""
@@ -280,6 +291,11 @@ class Network:
                 break
             flat += (b"%d" % token, key, raw)
         return [b"%d" % nxt, flat]
+
+
+class AnswerAlone(Exception):
+    """An MGET item whose value does not fit the answer's budget: the coordinator asks again
+    with GET."""
 
 
 def _batched(handle, args: list, width: int, answers: bool) -> list:

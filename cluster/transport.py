@@ -39,9 +39,11 @@ TIMEOUT_TICK_S = 0.05
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
 MAX_PENDING_PER_PEER = 100_000   # bounded memory when a peer stops answering
-# Items per batched request: bounds one frame, and the time a replica spends in one handler call
-# before the event loop runs again.
+# A batched request is sealed at this many items or this many bytes of keys and values: bounds
+# one frame (a receiver buffers a frame whole, up to messages.PEER_MAX_BUFFER_BYTES) and the
+# time a replica spends in one handler call before its event loop runs again.
 MAX_BATCH_ITEMS = 256
+MAX_BATCH_BYTES = 1 << 20
 
 
 class PeerError(Exception):
@@ -199,8 +201,8 @@ class _Link(asyncio.Protocol):
         self.node = node
         self._pending: dict[bytes, tuple[Callback, float]] = {}
         self._queue: list[bytes] = []          # frames waiting for the connection or the flush
-        # verb -> (items, their callbacks, the first item's deadline): this iteration's batch
-        self._batches: dict[bytes, tuple[list, list[Callback], float]] = {}
+        # verb -> [items, their callbacks, the first item's deadline, bytes]: the open batch
+        self._batches: dict[bytes, list] = {}
         self._transport: asyncio.Transport | None = None
         self._reader: hiredis.Reader | None = None
         self._state = "idle"                   # idle -> connecting -> hello -> ready -> idle
@@ -243,10 +245,12 @@ class _Link(asyncio.Protocol):
                 _fail_soon(callback,
                            PeerUnavailable(f"{self.node} overloaded: too many calls pending"))
                 return
-            batch = self._batches[verb] = ([], [], deadline)
+            batch = self._batches[verb] = [[], [], deadline, 0]
         batch[0].append(item)
         batch[1].append(callback)
-        if len(batch[1]) >= MAX_BATCH_ITEMS or self._state != "ready":
+        batch[3] += len(item[0]) + len(item[1])
+        if (len(batch[1]) >= MAX_BATCH_ITEMS or batch[3] >= MAX_BATCH_BYTES
+                or self._state != "ready"):
             # Full, or no connection yet: seal now, so its items are pending (and time out)
             # like any request while the link connects.
             self._seal(verb)
@@ -256,7 +260,7 @@ class _Link(asyncio.Protocol):
 
     def _seal(self, verb: bytes) -> None:
         """Turn the open batch of `verb` into one request frame on the queue."""
-        items, callbacks, deadline = self._batches.pop(verb)
+        items, callbacks, deadline, _ = self._batches.pop(verb)
         rid = b"%d" % next(self._owner._ids)
         self._pending[rid] = (_settle_batch(callbacks), deadline)
         self._queue.append(messages.encode_batch(verb, rid, items))
@@ -367,7 +371,7 @@ class _Link(asyncio.Protocol):
         pending, self._pending = self._pending, {}
         for callback, _ in pending.values():
             _run(callback, None, error)
-        for _, callbacks, _ in batches.values():
+        for _, callbacks, _, _ in batches.values():
             for callback in callbacks:
                 _run(callback, None, error)
 

@@ -301,3 +301,22 @@ def test_a_batched_replica_write_fails_only_its_bad_triples() -> None:
         assert await net.deliver("a", "b", messages.MGET, [b"g0", b"", b"nope", b""]) == \
             [messages.OK, [good[0], None]]
     run(scenario())
+
+
+def test_a_value_too_big_for_a_batched_answer_is_asked_for_alone(monkeypatch) -> None:
+    monkeypatch.setattr(messages, "MGET_ANSWER_MAX_BYTES", 1000)
+
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        small, big = b"small", b"big"              # N=3 on 3 nodes: every node holds both
+        await nodes["a"].put(small, b"s")
+        await nodes["a"].put(big, b"x" * 5000)
+        await settle()
+        statuses, values = await net.deliver("a", "b", messages.MGET, [small, b"", big, b""])
+        assert statuses[0] == b"" and values[0] is not None
+        assert statuses[1].decode().endswith(messages.ANSWER_ALONE) and values[1] is None
+        net.calls.clear()
+        assert versioning.winner(await nodes["a"].get(big), 0).value == b"x" * 5000
+        asked = [verb for _, _, verb in net.calls]
+        assert asked.count(messages.MGET) == 2 and asked.count(messages.GET) == 2
+    run(scenario())

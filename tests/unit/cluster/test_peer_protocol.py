@@ -179,7 +179,7 @@ def test_items_of_one_iteration_travel_as_one_request_and_settle_one_by_one() ->
 
 
 def test_a_batch_is_split_at_max_items_and_a_failed_request_fails_every_item() -> None:
-    from cluster.transport import MAX_BATCH_ITEMS
+    from cluster.transport import MAX_BATCH_BYTES, MAX_BATCH_ITEMS
 
     async def scenario():
         server = await _server()
@@ -192,6 +192,12 @@ def test_a_batch_is_split_at_max_items_and_a_failed_request_fails_every_item() -
         results = await _item_results(transport, "b", items)
         assert results == [(key.upper(), None) for key, _, _ in items]
         assert [len(request) for request in seen] == [MAX_BATCH_ITEMS, 5]
+        # and at MAX_BATCH_BYTES: a frame stays small whatever the values weigh
+        seen.clear()
+        big = [(b"b%d" % i, b"x" * (MAX_BATCH_BYTES // 2), b"") for i in range(5)]
+        results = await _item_results(transport, "b", big)
+        assert results == [(key.upper(), None) for key, _, _ in big]
+        assert [len(request) for request in seen] == [2, 2, 1]
         # a verb the peer does not serve: the request fails, so every item does
         results = await _item_results(transport, "b", items[:3], verb=b"NOPE")
         assert all(value is None and isinstance(e, PeerError) and "unknown peer verb" in str(e)
