@@ -97,14 +97,9 @@ class PeerTransport:
         success, else PeerError, PeerUnavailable or TimeoutError. It runs from the response
         parser (or the timeout sweeper); a failure known at once is reported on the next loop
         iteration, so the callback never runs inside `send` itself."""
-        if node in self.blocked:
-            _fail_soon(callback, PeerUnavailable(f"{node} is partitioned away"))
-            return
-        link = self._links.get(node)
-        if link is None:
-            link = self._links[node] = _Link(self, node)
-        deadline = self.clock.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
-        link.request(callback, verb, b"%d" % next(self._ids), args, deadline)
+        link = self._link(node, callback)
+        if link is not None:
+            link.request(callback, verb, b"%d" % next(self._ids), args, self._deadline(timeout_s))
 
     def send_item(self, node: NodeId, verb: bytes, item: tuple[bytes, ...],
                   callback: Callback, timeout_s: float | None = None) -> None:
@@ -112,14 +107,23 @@ class PeerTransport:
         `node`; `callback(value, error)` runs exactly once, as for `send`: the item's value
         and None, or None and PeerError with the peer's message when that item failed, or
         the whole request's failure."""
+        link = self._link(node, callback)
+        if link is not None:
+            link.request_item(callback, verb, item, self._deadline(timeout_s))
+
+    def _link(self, node: NodeId, callback: Callback) -> "_Link | None":
+        """The link to `node` (made on first use); None, with `callback` failed soon, while
+        `node` is partitioned away."""
         if node in self.blocked:
             _fail_soon(callback, PeerUnavailable(f"{node} is partitioned away"))
-            return
+            return None
         link = self._links.get(node)
         if link is None:
             link = self._links[node] = _Link(self, node)
-        deadline = self.clock.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
-        link.request_item(callback, verb, item, deadline)
+        return link
+
+    def _deadline(self, timeout_s: float | None) -> float:
+        return self.clock.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
 
     def block(self, nodes: set[NodeId]) -> None:
         self.blocked |= nodes
@@ -215,18 +219,24 @@ class _Link(asyncio.Protocol):
 
     # --- requests ---------------------------------------------------------------------------
 
-    def request(self, callback: Callback, verb: bytes, rid: bytes, args: list,
-                deadline: float) -> None:
+    def _accepts(self, callback: Callback, new_request: bool) -> bool:
+        """Connect if idle; False, with `callback` failed soon, while backing off after a
+        failure, or when a `new_request` would pass MAX_PENDING_PER_PEER."""
         if self._state == "idle":
             if self._owner.clock.monotonic() < self._retry_at:
                 _fail_soon(callback, PeerUnavailable(f"{self.node} unreachable (backing off)"))
-                return
+                return False
             self._connect()
-        pending = self._pending
-        if len(pending) >= MAX_PENDING_PER_PEER:
+        if new_request and len(self._pending) >= MAX_PENDING_PER_PEER:
             _fail_soon(callback, PeerUnavailable(f"{self.node} overloaded: too many calls pending"))
+            return False
+        return True
+
+    def request(self, callback: Callback, verb: bytes, rid: bytes, args: list,
+                deadline: float) -> None:
+        if not self._accepts(callback, True):
             return
-        pending[rid] = (callback, deadline)
+        self._pending[rid] = (callback, deadline)
         self._queue.append(messages.encode_request(verb, rid, args))
         if self._state == "ready" and not self._flush_scheduled:
             self._flush_scheduled = True
@@ -234,17 +244,10 @@ class _Link(asyncio.Protocol):
 
     def request_item(self, callback: Callback, verb: bytes, item: tuple[bytes, ...],
                      deadline: float) -> None:
-        if self._state == "idle":
-            if self._owner.clock.monotonic() < self._retry_at:
-                _fail_soon(callback, PeerUnavailable(f"{self.node} unreachable (backing off)"))
-                return
-            self._connect()
         batch = self._batches.get(verb)
+        if not self._accepts(callback, batch is None):
+            return
         if batch is None:
-            if len(self._pending) >= MAX_PENDING_PER_PEER:
-                _fail_soon(callback,
-                           PeerUnavailable(f"{self.node} overloaded: too many calls pending"))
-                return
             batch = self._batches[verb] = [[], [], deadline, 0]
         batch[0].append(item)
         batch[1].append(callback)
