@@ -35,6 +35,9 @@ class StorageConfig:
     data_dir: Path = Path("./resp-kv-data")
     fsync: str = "everysec"
     memtable_limit_bytes: int = 32 * 1024 * 1024
+    # The active WAL segment past this also freezes the memtable: overwrites keep the memtable
+    # small while the segment (and the replay after a crash) would grow without bound.
+    wal_limit_bytes: int = 128 * 1024 * 1024
     block_size_bytes: int = 4096
     bloom_bits_per_key: int = 10
     l0_compaction_trigger: int = 4

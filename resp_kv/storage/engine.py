@@ -3,7 +3,8 @@
 Write path: `put`/`delete`/`write_batch` append a WAL record to an in-memory buffer (wal.py) and
 insert into the active memtable (memtable.py); the caller writes the buffer out once per
 event-loop batch with `wal_flush()` and applies the fsync policy with `wal_sync()`. A memtable
-past `memtable_limit_bytes` is frozen, a new WAL segment starts, and the store's background
+past `memtable_limit_bytes`, or whose WAL segment passed `wal_limit_bytes` (overwrites in place
+keep a memtable small while its log grows), is frozen, a new WAL segment starts, and the store's background
 thread writes the frozen memtable to a level-0 SSTable (sstable.py), commits a new manifest
 (manifest.py), publishes the result and deletes the old WAL segment. The same thread runs the
 size-tiered compaction described in compaction.py; a long merge flushes frozen memtables in
@@ -71,6 +72,7 @@ class LSMStore:
         self._dir, self._config, self._env = directory, config, env
         self._filter = compaction_filter
         self._limit = config.memtable_limit_bytes
+        self._wal_limit = config.wal_limit_bytes
         self._cache = BlockCache(config.block_cache_bytes)
         self._closed = False
         self._cv = threading.Condition()
@@ -215,7 +217,12 @@ class LSMStore:
         """Write the buffered WAL records to the OS in one write(); return the byte count."""
         if self._closed:
             raise StorageClosed()
-        return self._wal.flush()
+        written = self._wal.flush()
+        if written and self._wal.segment_bytes > self._wal_limit and len(self._mem):
+            # A hot key set rewritten in place: the memtable stays under its limit while its
+            # segment grows. Checked here, once per loop iteration, not on every put.
+            self._freeze()
+        return written
 
     def wal_sync(self) -> None:
         """fdatasync the WAL. Safe from any thread; a no-op once the store is closed."""

@@ -130,6 +130,11 @@ class Wal:
         """Bytes in live segments (stats "wal_bytes"); any thread."""
         return sum(list(self._segment_bytes.values()))    # list(): one atomic copy under the GIL
 
+    @property
+    def segment_bytes(self) -> int:
+        """Bytes written to the current segment (event-loop thread)."""
+        return self._segment_bytes[self.number]
+
     def _create(self, number: int) -> BinaryIO:
         return self._env.open(self._dir / wal_name(number), "wb")
 

@@ -9,6 +9,7 @@ import pytest
 
 from resp_kv.config import StorageConfig
 from resp_kv.storage import CorruptionError, LSMStore, StorageClosed
+from resp_kv.storage.engine import MAX_IMMUTABLES
 from tests.unit.storage.faulty_env import FaultyEnv, kill
 
 CONFIG = StorageConfig(memtable_limit_bytes=4096, l0_compaction_trigger=3)
@@ -165,3 +166,26 @@ def test_recovery_wal_sync_from_another_thread_while_rotating(tmp_path: Path) ->
     store = _reopen_after_crash(store, env, tmp_path)
     assert len(list(store.scan())) == 3000
     store.close()
+
+
+def test_overwrites_in_place_still_bound_the_wal(tmp_path: Path) -> None:
+    """A hot key set rewritten forever keeps the memtable small; its WAL segment must not grow
+    without bound (nor the replay after a crash): past wal_limit_bytes the memtable is frozen
+    and flushed, and the old segment is deleted."""
+    config = StorageConfig(memtable_limit_bytes=1 << 20, wal_limit_bytes=64 * 1024)
+    store = LSMStore.open(tmp_path, config)
+    value = b"v" * 100
+    peak = 0
+    for round_ in range(200):                     # 20,000 overwrites (~2.3 MB of log)
+        for i in range(100):
+            store.put(b"hot:%03d" % i, value + b"%d" % round_)
+        store.wal_flush()                         # once per loop iteration, as the node does
+        peak = max(peak, store.stats()["wal_bytes"])          # live segments
+    assert store.stats()["flushes"] >= 1
+    # the current segment, plus the frozen ones (at most MAX_IMMUTABLES) not yet flushed;
+    # each passes the limit by at most one loop iteration's writes (~12 KB here)
+    assert peak <= (MAX_IMMUTABLES + 1) * (64 * 1024 + 12_000) < 2_000_000
+    store.close()
+    reopened = LSMStore.open(tmp_path, config)
+    assert all(reopened.get(b"hot:%03d" % i) == value + b"199" for i in range(100))
+    reopened.close()
