@@ -190,7 +190,7 @@ class Coordinator:
         def finished() -> None:
             try:
                 merged = self._finish_get(read)
-            except QuorumNotReached as error:
+            except Exception as error:      # any failure answers the client (never a hang)
                 on_done(None, error)
                 return
             on_done(merged, None)

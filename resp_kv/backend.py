@@ -8,6 +8,7 @@ standalone backend: a single node is a cluster of one (DESIGN.md §1).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -15,6 +16,8 @@ from typing import Protocol
 from cluster import versioning
 from cluster.types import Current, PeerUnavailable, QuorumNotReached
 from resp_kv.errors import CommandError, NoQuorum
+
+log = logging.getLogger("resp_kv.backend")
 
 # VCLOCK reply entry: (value or None for a tombstone, clock "a:3,b:1", timestamp_ms)
 VersionView = tuple[bytes | None, bytes, int]
@@ -111,6 +114,10 @@ class ClusterBackend:
                     on_done: Callable[[bytes | None, CommandError | None], None]) -> bool:
         def done(siblings, error: Exception | None) -> None:
             if error is not None:
+                if not isinstance(error, _CLUSTER_ERRORS):    # a bug: what the async path says
+                    log.error("replicated GET failed: %r", error)
+                    on_done(None, CommandError("internal error"))
+                    return
                 on_done(None, _client_error(error))
                 return
             current = versioning.winner(siblings, _now_ms())

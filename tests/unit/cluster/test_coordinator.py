@@ -320,3 +320,25 @@ def test_a_value_too_big_for_a_batched_answer_is_asked_for_alone(monkeypatch) ->
         asked = [verb for _, _, verb in net.calls]
         assert asked.count(messages.MGET) == 2 and asked.count(messages.GET) == 2
     run(scenario())
+
+
+def test_a_failing_merge_answers_a_started_get_with_an_error_not_a_hang(monkeypatch) -> None:
+    from resp_kv.backend import ClusterBackend
+    from resp_kv.errors import CommandError
+
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        await nodes["a"].put(b"k", b"v")
+        await settle()
+
+        def broken(read):
+            raise RuntimeError("a bug in the merge")
+        monkeypatch.setattr(nodes["a"].coordinator, "_finish_get", broken)
+        answers: list = []
+        backend = ClusterBackend(nodes["a"], lambda: {})
+        assert backend.get_started(b"k", lambda *answer: answers.append(answer)) is True
+        await until(lambda: answers)
+        await settle()
+        assert len(answers) == 1 and answers[0][0] is None
+        assert isinstance(answers[0][1], CommandError) and "internal error" in str(answers[0][1])
+    run(scenario())
