@@ -79,7 +79,7 @@ class BenchNode:
         self.transport = PeerTransport(name, None, lambda n: ("127.0.0.1", ports[n]), clock, 30.0)
         self.server = PeerServer("127.0.0.1", 0, None)
         self.ae = AntiEntropy(name, self.store, self.replica, ring=lambda: ring, replicas=2,
-                              call=self.transport.call, clock=clock, interval_s=0)
+                              call=self.transport.call, clock=clock)
         self.ae.register(self.server.register)
 
     async def start(self) -> int:

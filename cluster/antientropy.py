@@ -1,14 +1,11 @@
-"""Merkle anti-entropy: always-current trees, the peer exchange, REPAIR, and the GC gate.
-
-Size: about 720 lines, past the ~600 we aim for, on purpose: the responder and initiator halves
-of one exchange protocol share its session views and counters, and read best side by side. The
-tree upkeep (merkle_keeper.py), the GC rule (gcgate.py) and the tree maths (merkle.py) are
-already their own modules.
+"""Merkle anti-entropy: always-current trees, the peer exchange, and the GC gate.
 
 Not the tree arithmetic (merkle.py, pure), its upkeep (merkle_keeper.py), the GC rule
-(gcgate.py) or the transport (transport.py): this file serves and runs exchanges over the peer
-protocol, schedules them, answers REPAIR, and wires the write listener and the compaction
-filter to the keeper and the gate.
+(gcgate.py), the transport (transport.py), or when and with whom to exchange (repair.py:
+REPAIR, the background rounds and their counters): this file serves and runs exchanges over the
+peer protocol, and wires the write listener and the compaction filter to the keeper and the
+gate. The responder and initiator halves of the protocol share its session views and read
+best side by side.
 
 Exchange (initiator I, responder R, over S = I's replica ranges ∩ R's, both from the ring)::
 
@@ -49,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import struct
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -69,7 +65,8 @@ ROOT, NODES, KEYS = b"AE.ROOT", b"AE.NODES", b"AE.KEYS"
 PULL, PUSH, PURGE, DONE = b"AE.PULL", b"AE.PUSH", b"AE.PURGE", b"AE.DONE"
 VERBS = (ROOT, NODES, KEYS, PULL, PUSH, PURGE, DONE)
 
-__all__ = ["AntiEntropy", "VERBS", "CLEAN_KEY", "LEAVES_KEY", "ring_ranges", "wire_size"]
+__all__ = ["AntiEntropy", "ByteBudget", "ExchangeStats", "VERBS", "CLEAN_KEY", "LEAVES_KEY",
+           "ring_ranges", "wire_size"]
 _U16 = struct.Struct(">H")
 _SESSION_TTL_S = 60.0
 _SESSIONS_MAX = 16                      # a restricted view is ~3 MB; whole-ring views share the tree
@@ -120,7 +117,9 @@ def wire_size(value: object) -> int:
 
 
 @dataclass
-class _Stats:
+class ExchangeStats:
+    """What one exchange (or a REPAIR, a round: `add`) compared and moved (DESIGN.md §3)."""
+
     peers: int = 0
     ranges_compared: int = 0
     ranges_differing: int = 0
@@ -130,7 +129,7 @@ class _Stats:
     bytes_received: int = 0
     duration_ms: int = 0
 
-    def add(self, other: _Stats) -> None:
+    def add(self, other: ExchangeStats) -> None:
         for name in STAT_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -151,7 +150,7 @@ class _View:
 
 
 @dataclass
-class _Budget:
+class ByteBudget:
     """A bytes/s cap for background exchanges (None = uncapped)."""
 
     rate: float | None
@@ -182,27 +181,18 @@ class AntiEntropy:
 
     def __init__(self, node_id: NodeId, store: LocalStore, replica: Replica, *,
                  ring: Callable[[], object | None], replicas: int, call: Call | None = None,
-                 alive: Callable[[], Iterable[NodeId]] | None = None, clock: Clock | None = None,
-                 interval_s: float = 600.0, grace_s: float = 0.0,
-                 max_bytes_per_s: float | None = 8 * 1024 * 1024,
+                 clock: Clock | None = None, grace_s: float = 0.0,
                  compactions: Callable[[], int] | None = None,
                  tree_when_alone: bool = True) -> None:
         self.node_id, self.store, self.replica = node_id, store, replica
         self._ring, self.replicas, self._call = ring, replicas, call
-        self._alive = alive
         self.clock = clock or SystemClock()
-        self.interval_s = interval_s
-        self.max_bytes_per_s = max_bytes_per_s
         self.keeper = MerkleKeeper(store, replica, compactions)
         self.gate = GcGate(self.clock.wall_ms(), int(grace_s * 1000))
         self._sessions: OrderedDict[tuple[NodeId, bytes], _View] = OrderedDict()
         self.last_exchange_ms: dict[NodeId, int] = {}
-        self.counters = dict.fromkeys(
-            ("repair_runs", "repair_keys_sent", "repair_keys_received", "repair_bytes_sent",
-             "repair_bytes_received", "anti_entropy_rounds", "anti_entropy_errors",
-             "tombstones_purged"), 0)
+        self.tombstones_purged = 0
         self._tasks: set[asyncio.Task] = set()
-        self._rng = random.Random()
         self._tree_when_alone = tree_when_alone    # False: dormant while no peer (keeper)
         replica.listeners.append(self.on_write)
 
@@ -217,15 +207,14 @@ class AntiEntropy:
             register(verb, handlers[verb])
 
     async def start(self) -> None:
-        """Load the saved leaves if they were saved cleanly, else rebuild in the background;
-        start the scheduler."""
+        """Load the saved leaves if they were saved cleanly, else rebuild in the background.
+        (The rounds are scheduled by repair.Repairs.)"""
         self.gate.started_ms = self.clock.wall_ms()
         if not self._tree_when_alone and not self._has_peers():
             self.keeper.make_dormant()
             self.replica.listeners.remove(self.on_write)
         elif not self.keeper.load():
             self._spawn(self.keeper.rebuild(), "merkle-rebuild")
-        self._spawn(self._run(), "anti-entropy")
 
     def peers_changed(self) -> None:
         """The ring changed. A dormant tree wakes at the first peer: listen to writes again
@@ -322,7 +311,7 @@ class AntiEntropy:
             self.replica.local_expires -= 1
         for listener in self.replica.listeners:
             listener(key, token, raw, None)
-        self.counters["tombstones_purged"] += 1
+        self.tombstones_purged += 1
         return True
 
     # --- ring helpers ----------------------------------------------------------------------
@@ -337,11 +326,20 @@ class AntiEntropy:
     def _n(self, ring) -> int:
         return min(self.replicas, len(ring))
 
+    def owners(self, token: int) -> list[NodeId]:
+        """The token's preference list (empty while this node has no peers)."""
+        ring = self._ring_now()
+        return ring.preference_list(token, self._n(ring)) if ring is not None else []
+
     def _other_replicas(self, token: int) -> list[NodeId]:
+        return [n for n in self.owners(token) if n != self.node_id]
+
+    def peers(self) -> list[NodeId]:
+        """The other ring nodes this node shares replica ranges with."""
         ring = self._ring_now()
         if ring is None:
             return []
-        return [n for n in ring.preference_list(token, self._n(ring)) if n != self.node_id]
+        return [n for n in ring.nodes if n != self.node_id and self.shared_ranges(n)]
 
     def shared_ranges(self, peer: NodeId) -> list[Range]:
         """Return the token ranges both this node and `peer` replicate."""
@@ -439,8 +437,9 @@ class AntiEntropy:
 
     # --- initiator -------------------------------------------------------------------------
 
-    async def _rpc(self, peer: NodeId, verb: bytes, args: list, stats: _Stats,
-                   budget: _Budget) -> object:
+    async def rpc(self, peer: NodeId, verb: bytes, args: list, stats: ExchangeStats,
+                  budget: ByteBudget) -> object:
+        """One AE.* call, counted into `stats` and paced by `budget`."""
         sent = wire_size([verb, b"0", *args])
         stats.bytes_sent += sent
         reply = await self._call(peer, verb, args, _CALL_TIMEOUT_S)
@@ -450,13 +449,13 @@ class AntiEntropy:
         return reply
 
     async def exchange(self, peer: NodeId, ranges: list[Range] | None = None,
-                       budget: _Budget | None = None) -> _Stats:
+                       budget: ByteBudget | None = None) -> ExchangeStats:
         """Run one full exchange with `peer` over `ranges` (default: the shared ranges).
 
         Raises on any failure (PeerUnavailable, TimeoutError, PeerError, PeerBuilding); an
         interrupted exchange changes nothing but what it already merged, which is harmless."""
-        stats, started = _Stats(), self.clock.monotonic()
-        budget = budget or _Budget(None, self.clock)
+        stats, started = ExchangeStats(), self.clock.monotonic()
+        budget = budget or ByteBudget(None, self.clock)
         budget.started_s = budget.started_s or started
         ranges = self.shared_ranges(peer) if ranges is None else merkle.normalize_ranges(ranges)
         if not ranges:
@@ -473,16 +472,16 @@ class AntiEntropy:
         for i in range(0, len(differing), _SEGMENTS_PER_CALL):
             await self._sync_segments(peer, session, view, differing[i:i + _SEGMENTS_PER_CALL],
                                       stats, budget)
-        await self._rpc(peer, DONE, [session], stats, budget)
+        await self.rpc(peer, DONE, [session], stats, budget)
         self._record_clean(peer, ranges, view.started_ms)
         stats.duration_ms = int((self.clock.monotonic() - started) * 1000)
         return stats
 
     async def _remote_root(self, peer: NodeId, session: bytes, ranges: list[Range],
-                           stats: _Stats, budget: _Budget) -> int:
+                           stats: ExchangeStats, budget: ByteBudget) -> int:
         deadline = self.clock.monotonic() + _PEER_BUILDING_WAIT_S
         while True:
-            state, root = await self._rpc(peer, ROOT, [session, merkle.encode_ranges(ranges)],
+            state, root = await self.rpc(peer, ROOT, [session, merkle.encode_ranges(ranges)],
                                           stats, budget)
             if state == b"ready":
                 return int.from_bytes(root, "big")
@@ -491,7 +490,7 @@ class AntiEntropy:
             await self.clock.sleep(0.2)
 
     async def _walk(self, peer: NodeId, session: bytes, view: _View, remote_root: int,
-                    stats: _Stats, budget: _Budget) -> list[int]:
+                    stats: ExchangeStats, budget: ByteBudget) -> list[int]:
         """Descend from the roots through differing nodes only; return differing segments."""
         frontier = [0] if view.tree.root != remote_root else []
         per_segment = self.tree.count / SEGMENTS
@@ -503,7 +502,7 @@ class AntiEntropy:
             below: list[int] = []
             for i in range(0, len(frontier), _PARENTS_PER_CALL):
                 parents = frontier[i:i + _PARENTS_PER_CALL]
-                blob = await self._rpc(peer, NODES, [session, str(level).encode(),
+                blob = await self.rpc(peer, NODES, [session, str(level).encode(),
                                                      b"".join(_U16.pack(p) for p in parents)],
                                        stats, budget)
                 below += view.tree.differing_children(level, parents, merkle.decode_hashes(blob))
@@ -511,9 +510,9 @@ class AntiEntropy:
         return frontier
 
     async def _sync_segments(self, peer: NodeId, session: bytes, view: _View,
-                             segments: list[int], stats: _Stats, budget: _Budget) -> None:
+                             segments: list[int], stats: ExchangeStats, budget: ByteBudget) -> None:
         """Compare (key, digest) lists of differing leaves; move only differing objects."""
-        reply = await self._rpc(peer, KEYS, [session, b"".join(_U16.pack(s) for s in segments)],
+        reply = await self.rpc(peer, KEYS, [session, b"".join(_U16.pack(s) for s in segments)],
                                 stats, budget)
         theirs = {bytes(reply[i]): bytes(reply[i + 1]) for i in range(0, len(reply), 2)}
         mine_raw = {key: raw for s in segments for _, key, raw in self._segment_records(view, s)}
@@ -531,11 +530,11 @@ class AntiEntropy:
                 pull.append(key)
         push = [k for k in push if k in mine_raw and (k in theirs or not self._purge(k, peer))]
         for i in range(0, len(purge_remote), _KEYS_PER_CALL):
-            await self._rpc(peer, PURGE, purge_remote[i:i + _KEYS_PER_CALL], stats, budget)
+            await self.rpc(peer, PURGE, purge_remote[i:i + _KEYS_PER_CALL], stats, budget)
         outgoing: list[bytes] = []
         for i in range(0, len(pull), _KEYS_PER_CALL):
             batch = pull[i:i + _KEYS_PER_CALL]
-            values = await self._rpc(peer, PULL, batch, stats, budget)
+            values = await self.rpc(peer, PULL, batch, stats, budget)
             for key, raw in zip(batch, values):
                 if raw is None:
                     continue
@@ -551,136 +550,8 @@ class AntiEntropy:
                 if raw is not None:
                     args += (key, raw)
             if args:
-                await self._rpc(peer, PUSH, args, stats, budget)
+                await self.rpc(peer, PUSH, args, stats, budget)
                 stats.keys_sent += len(args) // 2
-
-    # --- REPAIR ----------------------------------------------------------------------------
-
-    async def repair(self, key: bytes | None = None) -> dict[str, int]:
-        """REPAIR (every peer sharing ranges) or REPAIR key (its replicas); DESIGN.md §3 stats.
-
-        Unreachable peers are skipped and counted in `peers_failed`."""
-        started, total, failed = self.clock.monotonic(), _Stats(), 0
-        if key is not None:
-            total, failed = await self._repair_key(key)
-        else:
-            total, failed = await self._repair_all()
-        total.duration_ms = int((self.clock.monotonic() - started) * 1000)
-        self.counters["repair_runs"] += 1
-        self._count(total)
-        return {**total.as_dict(), "peers_failed": failed}
-
-    async def _repair_all(self) -> tuple[_Stats, int]:
-        """Exchange with every peer; then once more with the peers synced before the last one
-        that sent us keys, so what it sent reaches them too (they are in sync otherwise, which
-        costs one root round trip)."""
-        total, failed, peers, last_giver = _Stats(), 0, self._peers(), -1
-        for index, peer in enumerate(peers):
-            try:
-                stats = await self.exchange(peer)
-            except Exception as error:               # noqa: BLE001 - report, go on with the rest
-                log.warning("REPAIR with %s failed: %r", peer, error)
-                failed += 1
-                continue
-            total.add(stats)
-            if stats.keys_received:
-                last_giver = index
-        for peer in peers[:max(0, last_giver)]:
-            try:
-                stats = await self.exchange(peer)
-            except Exception as error:               # noqa: BLE001
-                log.warning("REPAIR (second pass) with %s failed: %r", peer, error)
-                continue
-            stats.peers = 0                          # already counted
-            total.add(stats)
-        return total, failed
-
-    def _peers(self) -> list[NodeId]:
-        ring = self._ring_now()
-        if ring is None:
-            return []
-        return [n for n in ring.nodes if n != self.node_id and self.shared_ranges(n)]
-
-    async def _repair_key(self, key: bytes) -> tuple[_Stats, int]:
-        """Fetch the key from each replica, merge, push the merge to whoever differs."""
-        stats, failed, token = _Stats(), 0, key_token(key)
-        ring = self._ring_now()
-        owners = ring.preference_list(token, self._n(ring)) if ring is not None else []
-        local = self.replica.read_encoded(key, token)
-        merged = versioning.decode_siblings(local) if local is not None else []
-        remote: dict[NodeId, bytes | None] = {}
-        budget = _Budget(None, self.clock)
-        for peer in (n for n in owners if n != self.node_id):
-            try:
-                (raw,) = await self._rpc(peer, PULL, [key], stats, budget)
-            except Exception as error:               # noqa: BLE001
-                log.warning("REPAIR %r: %s unreachable: %r", key, peer, error)
-                failed += 1
-                continue
-            stats.peers += 1
-            remote[peer] = raw
-            if raw is not None and raw != local:
-                stats.keys_received += 1
-                merged = versioning.sync(merged, versioning.decode_siblings(raw))
-        stats.ranges_compared = 1
-        merged_raw = versioning.encode_siblings(merged) if merged else None
-        if self.node_id in owners and merged_raw is not None and merged_raw != local:
-            self.replica.apply(key, token, merged)
-        for peer, raw in remote.items():
-            if merged_raw is not None and raw != merged_raw:
-                await self._rpc(peer, PUSH, [key, merged_raw], stats, budget)
-                stats.keys_sent += 1
-        stats.ranges_differing = int(stats.keys_sent + stats.keys_received > 0)
-        return stats, failed
-
-    def _count(self, stats: _Stats) -> None:
-        c = self.counters
-        c["repair_keys_sent"] += stats.keys_sent
-        c["repair_keys_received"] += stats.keys_received
-        c["repair_bytes_sent"] += stats.bytes_sent
-        c["repair_bytes_received"] += stats.bytes_received
-
-    # --- scheduler -------------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        """Resolve compaction-dropped segments every second; every interval (with +-20%
-        jitter; the first round at a random point of the first interval) run one capped round."""
-        interval = self.interval_s
-        next_round = (self.clock.monotonic() + interval * self._rng.uniform(0.2, 1.0)
-                      if interval > 0 else None)
-        while True:
-            await self.clock.sleep(1.0 if next_round is None
-                                   else max(0.05, min(1.0, next_round - self.clock.monotonic())))
-            try:
-                self.keeper.resolve_gc()
-                if next_round is not None and self.clock.monotonic() >= next_round:
-                    await self.round()
-                    next_round = self.clock.monotonic() + interval * self._rng.uniform(0.8, 1.2)
-            except asyncio.CancelledError:
-                raise
-            except Exception:                       # noqa: BLE001 - log with context, go on
-                log.exception("anti-entropy round failed")
-                self.counters["anti_entropy_errors"] += 1
-
-    async def round(self) -> _Stats:
-        """One background round: every live peer sharing ranges, under the bytes/s cap."""
-        total = _Stats()
-        await self._ready.wait()
-        alive = set(self._alive()) if self._alive is not None else None
-        budget = _Budget(self.max_bytes_per_s, self.clock, self.clock.monotonic())
-        for peer in self._peers():
-            if alive is not None and peer not in alive:
-                continue
-            try:
-                total.add(await self.exchange(peer, budget=budget))
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:              # noqa: BLE001
-                log.info("anti-entropy with %s failed: %r", peer, error)
-                self.counters["anti_entropy_errors"] += 1
-        self.counters["anti_entropy_rounds"] += 1
-        self._count(total)
-        return total
 
     def _spawn(self, coro, name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -691,16 +562,14 @@ class AntiEntropy:
     # --- introspection ---------------------------------------------------------------------
 
     def info(self) -> dict[str, object]:
-        """Fields for INFO "# Cluster": the cumulative repair counters (they replace the
-        Cluster's own), the tree state and the last exchange time per peer."""
+        """The tree's INFO fields (repair.Repairs.info adds the counters): its state and root,
+        and the last clean exchange per peer."""
         self.keeper.resolve_gc()
         ring = self._ring_now()
         peers = sorted(set(ring.nodes if ring is not None else ()) - {self.node_id}
                        | set(self.last_exchange_ms))
         last = ",".join(f"{p}={self.last_exchange_ms.get(p, 'never')}" for p in peers)
-        return {**self.counters, "merkle_tree": self.state,
-                "merkle_root": f"{self.tree.root:032x}",
-                "anti_entropy_interval_s": self.interval_s,
+        return {"merkle_tree": self.state, "merkle_root": f"{self.tree.root:032x}",
                 "anti_entropy_last_exchange_ms": last}
 
 

@@ -71,6 +71,7 @@ class Cluster:
         self.hints = HintStore(store, self.clock, config.hint_max_bytes, config.hint_max_age_s)
         self.stats = dict.fromkeys(_INFO_COUNTERS, 0)
         self.antientropy = None
+        self.repairs = None              # repair.Repairs: REPAIR and the background rounds
         self.incarnation = self._load_incarnation()
         self.actor = f"{self.node_id}@{self.incarnation}"
         # Multi-node machinery (built in start()); None while this is a cluster of one.
@@ -107,8 +108,9 @@ class Cluster:
         if self.network is None:
             self.network = _build_network(self)
         if self.antientropy is None:
-            self.attach_antientropy(_build_antientropy(self))
+            self.attach_antientropy(*_build_antientropy(self))
         await self.antientropy.start()     # before peers can write: the tree must see it all
+        await self.repairs.start()
         await self.network.start()
         self._started = True
 
@@ -117,6 +119,7 @@ class Cluster:
         if self.network is not None:
             await self.network.stop()
         if self.antientropy is not None:
+            await self.repairs.stop()
             await self.antientropy.stop()  # saves the Merkle leaves; the store is still open
         self._started = False
 
@@ -320,7 +323,7 @@ class Cluster:
         """Anti-entropy now (all ranges, or one key). Delegates to the attached AntiEntropy;
         without one, a key is repaired by a quorum read (read repair) and stats are zero."""
         if self.antientropy is not None:
-            return await self.antientropy.repair(key)
+            return await self.repairs.repair(key)
         started = self.clock.monotonic()
         if key is not None and not self.solo:
             await self.coordinator.get(key, repair_all=True)
@@ -330,9 +333,10 @@ class Cluster:
         self.stats["repair_runs"] += 1
         return stats
 
-    def attach_antientropy(self, antientropy) -> None:
-        """Install the Merkle anti-entropy service; `repair()` delegates to it from now on."""
-        self.antientropy = antientropy
+    def attach_antientropy(self, antientropy, repairs) -> None:
+        """Install the Merkle anti-entropy service and its REPAIR/rounds driver (repair.py);
+        `repair()` delegates to the driver from now on."""
+        self.antientropy, self.repairs = antientropy, repairs
 
     # --- seams --------------------------------------------------------------------------------
 
@@ -398,7 +402,7 @@ class Cluster:
         }
         fields.update(self.stats)
         if self.antientropy is not None:
-            fields.update(self.antientropy.info())
+            fields.update(self.repairs.info())
         expired = self.replica.expired_count(self._wall_ms())
         fields["local_keys"] = self.replica.local_keys - expired
         fields["local_expires"] = max(0, self.replica.local_expires - expired)
@@ -418,20 +422,24 @@ class Cluster:
 
 
 def _build_antientropy(cluster: Cluster):
-    """Build the Merkle anti-entropy service over the cluster's network (ring, alive, peers)."""
+    """Build the Merkle anti-entropy service over the cluster's network (ring, peers) and its
+    REPAIR/rounds driver; return both."""
     from cluster.antientropy import AntiEntropy
+    from cluster.repair import Repairs
     network, config = cluster.network, cluster.config
     antientropy = AntiEntropy(
         cluster.node_id, cluster.store, cluster.replica,
         ring=(lambda: network.ring) if network is not None else (lambda: None),
         replicas=config.replicas,
         call=network.transport.call if network is not None else None,
-        alive=(lambda: network.alive) if network is not None else None,
-        clock=cluster.clock, interval_s=config.anti_entropy_interval_s,
-        grace_s=config.tombstone_grace_s, tree_when_alone=bool(config.seeds))
+        clock=cluster.clock, grace_s=config.tombstone_grace_s,
+        tree_when_alone=bool(config.seeds))
     if network is not None:
         antientropy.register(network.server.register)
-    return antientropy
+    repairs = Repairs(antientropy,
+                      alive=(lambda: network.alive) if network is not None else None,
+                      interval_s=config.anti_entropy_interval_s)
+    return antientropy, repairs
 
 
 def _build_network(cluster: Cluster):

@@ -9,6 +9,7 @@ from sortedcontainers import SortedDict
 
 from cluster import merkle, versioning
 from cluster.antientropy import CLEAN_KEY, AntiEntropy, ring_ranges, wire_size
+from cluster.repair import Repairs
 from cluster.replica import Replica, data_key
 from cluster.ring import Ring
 from cluster.types import Sibling, key_token
@@ -64,6 +65,7 @@ class Net:
         self.down: set[str] = set()
         self.nodes: dict[str, tuple[AntiEntropy, Replica, DictStore]] = {}
         self.handlers: dict[str, dict[bytes, object]] = {}
+        self.drivers: dict[str, Repairs] = {}
         for name in names:
             self.add(name, n)
 
@@ -80,13 +82,17 @@ class Net:
             return await reply if asyncio.iscoroutine(reply) else reply
 
         ae = AntiEntropy(name, store, replica, ring=lambda: self.ring, replicas=n, call=call,
-                         clock=self.clock, interval_s=0, compactions=lambda: None)
+                         clock=self.clock, compactions=lambda: None)
         ae.register(handlers.__setitem__)
         self.nodes[name] = (ae, replica, store)
+        self.drivers[name] = Repairs(ae)
         return ae
 
     def ae(self, name: str) -> AntiEntropy:
         return self.nodes[name][0]
+
+    def repairs(self, name: str) -> Repairs:
+        return self.drivers[name]
 
     def write(self, name: str, key: bytes, value: bytes | None, actor: str | None = None) -> None:
         _, replica, _ = self.nodes[name]
@@ -164,7 +170,7 @@ def test_antientropy_partial_ranges_sync_every_replica() -> None:
         full, partial = merkle.segment_coverage(shared)
         assert partial, "4 nodes with 8 vnodes: some segments must be cut by a range boundary"
         for name in names:
-            await net.ae(name).repair()
+            await net.repairs(name).repair()
         for key in keys:
             first, second = net.owners(key, 2)
             assert net.raw(first, key) == net.raw(second, key) is not None
@@ -172,7 +178,7 @@ def test_antientropy_partial_ranges_sync_every_replica() -> None:
             for store_key in _data(net.nodes[name][2]):
                 token = int.from_bytes(store_key[1:9], "big")
                 assert name in net.ring.preference_list(token, 2)
-        stats = await net.ae("a").repair()
+        stats = await net.repairs("a").repair()
         assert stats["keys_sent"] + stats["keys_received"] == 0
         assert stats["peers"] >= 1
     _run(main())
@@ -192,15 +198,15 @@ def test_antientropy_delete_while_partitioned_never_comes_back_and_is_collected(
         now = net.clock.wall_ms()
         assert not net.ae("a").compaction_filter(value, tombstone, now)   # c has not synced
         net.clock.advance(1)
-        await net.ae("a").repair()                         # c unreachable: only b synced
+        await net.repairs("a").repair()                         # c unreachable: only b synced
         assert not net.ae("a").compaction_filter(value, tombstone, net.clock.wall_ms())
         net.down.clear()
         net.clock.advance(1)
         for name in "abc":
-            await net.ae(name).repair()
+            await net.repairs(name).repair()
         net.clock.advance(1)                               # c got it during the first pass
         for name in "abc":
-            await net.ae(name).repair()
+            await net.repairs(name).repair()
         for name in "abc":
             assert net.raw(name, b"gone") == tombstone
             assert net.ae(name).compaction_filter(value, tombstone, net.clock.wall_ms())
@@ -208,7 +214,7 @@ def test_antientropy_delete_while_partitioned_never_comes_back_and_is_collected(
         net.nodes["a"][2].delete(value)
         net.ae("a").tree.set_leaf(merkle.segment_of(key_token(b"gone")), 0)
         for name in "abc":
-            await net.ae(name).repair()
+            await net.repairs(name).repair()
         for name in "abc":
             assert net.raw(name, b"gone") is None
         assert len({net.ae(name).tree.root for name in "abc"}) == 1
@@ -223,7 +229,7 @@ def test_antientropy_single_node_collects_dead_records_at_once() -> None:
         raw = net.raw("solo", b"k")
         assert net.ae("solo").compaction_filter(data_key(key_token(b"k"), b"k"), raw,
                                                 net.clock.wall_ms())
-        assert (await net.ae("solo").repair())["peers"] == 0
+        assert (await net.repairs("solo").repair())["peers"] == 0
     _run(main())
 
 
@@ -239,10 +245,10 @@ def test_antientropy_repair_key_merges_across_replicas() -> None:
         net = Net(["a", "b", "c"], n=3)
         await net.start()
         net.write("b", b"k", b"only-b")
-        stats = await net.ae("a").repair(b"k")
+        stats = await net.repairs("a").repair(b"k")
         assert net.raw("a", b"k") == net.raw("b", b"k") == net.raw("c", b"k") is not None
         assert stats["keys_received"] == 1 and stats["keys_sent"] == 1   # b -> a, a -> c
-        again = await net.ae("c").repair(b"k")
+        again = await net.repairs("c").repair(b"k")
         assert again["keys_sent"] + again["keys_received"] == 0
     _run(main())
 
@@ -258,7 +264,7 @@ def test_antientropy_tree_rebuilds_and_persists() -> None:
         live_root = net.ae("a").tree.root
         store = net.nodes["a"][2]
         rebuilt = AntiEntropy("a", store, Replica(store), ring=lambda: None, replicas=1,
-                              clock=net.clock, interval_s=0)
+                              clock=net.clock)
         await rebuilt.start()
         assert rebuilt.state == "building"
         await asyncio.wait_for(rebuilt._ready.wait(), 10)
@@ -266,7 +272,7 @@ def test_antientropy_tree_rebuilds_and_persists() -> None:
         await rebuilt.stop()
         assert store.get(CLEAN_KEY) == b"1"
         loaded = AntiEntropy("a", store, Replica(store), ring=lambda: None, replicas=1,
-                             clock=net.clock, interval_s=0)
+                             clock=net.clock)
         await loaded.start()
         assert loaded.state == "ready" and loaded.tree.root == live_root
         assert store.get(CLEAN_KEY) is None                # a crash from here means: rebuild
@@ -282,7 +288,7 @@ def test_antientropy_writes_during_rebuild_are_not_lost() -> None:
             key = b"k%d" % i
             sib = Sibling(("w@1", 1), {}, b"v", 1)
             replica.apply(key, key_token(key), [sib])
-        ae = AntiEntropy("a", store, replica, ring=lambda: None, replicas=1, interval_s=0)
+        ae = AntiEntropy("a", store, replica, ring=lambda: None, replicas=1)
         await ae.start()
         for step in range(50):
             await asyncio.sleep(0)
@@ -302,7 +308,7 @@ def test_antientropy_tree_dormant_while_alone_then_rebuilt_at_first_peer() -> No
         store.put(CLEAN_KEY, b"1")                         # a tree saved by an earlier run
         replica = Replica(store)
         ring: list = [None]
-        ae = AntiEntropy("a", store, replica, ring=lambda: ring[0], replicas=2, interval_s=0,
+        ae = AntiEntropy("a", store, replica, ring=lambda: ring[0], replicas=2,
                          tree_when_alone=False)
         await ae.start()
         assert ae.state == "dormant" and ae.on_write not in replica.listeners
@@ -313,7 +319,7 @@ def test_antientropy_tree_dormant_while_alone_then_rebuilt_at_first_peer() -> No
         assert ae.tree.root == 0 and ae.tree.changes == 0  # no hashing while alone
         await ae.stop()
         assert store.get(CLEAN_KEY) is None                # nothing saved: there is no tree
-        ae = AntiEntropy("a", store, replica, ring=lambda: ring[0], replicas=2, interval_s=0,
+        ae = AntiEntropy("a", store, replica, ring=lambda: ring[0], replicas=2,
                          tree_when_alone=False)
         await ae.start()
         ring[0] = Ring(["a", "b"], 8)
@@ -349,13 +355,12 @@ def test_antientropy_background_round_respects_the_byte_rate_cap() -> None:
         await net.start()
         for i in range(300):
             net.write("a", b"k%d" % i, b"v" * 100)
-        ae = net.ae("a")
-        ae.max_bytes_per_s = 10_000
-        ae._alive = lambda: {"a", "b"}
+        repairs = Repairs(net.ae("a"), alive=lambda: {"a", "b"}, interval_s=0,
+                          max_bytes_per_s=10_000)
         before = net.clock.monotonic()
-        stats = await ae.round()
+        stats = await repairs.round()
         moved = stats.bytes_sent + stats.bytes_received
         assert stats.keys_sent == 300 and moved > 30_000
         assert net.clock.monotonic() - before >= moved / 10_000 * 0.99
-        assert ae.info()["anti_entropy_rounds"] == 1
+        assert repairs.info()["anti_entropy_rounds"] == 1
     _run(main())
