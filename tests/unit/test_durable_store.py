@@ -10,6 +10,7 @@ import asyncio
 import pytest
 
 from resp_kv.durability import DurableStore, FlushTick
+from tests.helpers.wait import until
 
 
 class CountingEngine:
@@ -63,7 +64,9 @@ def test_reply_barrier_one_wal_write_per_iteration_then_the_replies(policy: str)
             tick.add_done_callback(lambda t, c=client: released.append((c, list(engine.events))))
         assert ticks[0] is ticks[1] is ticks[2] and not ticks[0].done()
         assert released == [] and "flush" not in engine.events
-        await asyncio.sleep(0)                              # the next loop pass
+        # The contract is "the next loop pass" (Redis's beforeSleep), so one pass is what
+        # this waits for, not a condition that could come later.
+        await asyncio.sleep(0)
         assert engine.events.count("flush") == 1 and "sync" not in engine.events
         assert [c for c, _ in released] == ["a", "b", "c"]
         assert all(events[-1] == "flush" for _, events in released)   # after the write
@@ -71,8 +74,8 @@ def test_reply_barrier_one_wal_write_per_iteration_then_the_replies(policy: str)
         store.put(b"d", b"v")                               # a later write: a new tick
         later = store.reply_barrier()
         assert later is not ticks[0]
-        await asyncio.sleep(0)
-        assert later.done() and engine.events.count("flush") == 2
+        await until(later.done)
+        assert engine.events.count("flush") == 2
         done_now = []
         later.add_done_callback(done_now.append)            # already done: runs at once
         assert done_now == [later]
@@ -88,8 +91,8 @@ def test_reply_barrier_failed_wal_write_fails_the_waiting_replies() -> None:
         tick = store.reply_barrier()
         seen = []
         tick.add_done_callback(lambda t: seen.append(t.exception()))
-        await asyncio.sleep(0)
-        assert tick.done() and isinstance(tick.exception(), OSError) and seen == [tick.exception()]
+        await until(tick.done)
+        assert isinstance(tick.exception(), OSError) and seen == [tick.exception()]
     asyncio.run(main())
 
 

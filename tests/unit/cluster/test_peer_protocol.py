@@ -145,7 +145,8 @@ async def _item_results(transport, node, items, verb=messages.MPUT) -> list:
         futures.append(loop.create_future())
         transport.send_item(node, verb, item, lambda payload, error, i=i: callback(i, payload, error))
     results = await asyncio.gather(*futures)
-    await asyncio.sleep(0)                        # a second settle would run by now
+    # a second settle of an item would come from the same synchronous pass over the answer
+    # (or the failed link) that settled it first, so it has run by the time gather resumes us
     assert calls == [1] * len(items)
     return results
 
