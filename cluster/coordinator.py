@@ -36,7 +36,7 @@ import hiredis
 from cluster import messages, versioning
 from cluster.quorum import ReadQuorum, WriteQuorum
 from cluster.replica import TOKEN_LIMIT
-from cluster.ring import Target, WritePlans
+from cluster.ring import Plan, Target, WritePlans
 from cluster.transport import PeerError
 from cluster.types import Context, NodeId, PeerUnavailable, QuorumNotReached, Sibling, key_token
 
@@ -150,7 +150,7 @@ class Coordinator:
         is computed once and also answers "is this node a primary"."""
         token = key_token(key)
         plan = self._plan(token)
-        if not forwarded and not plan[3]:
+        if not forwarded and not plan.primary:
             return self._forward_get(key, token)
         return self._coordinate_get(key, token, plan)
 
@@ -158,9 +158,8 @@ class Coordinator:
         raw = await self._forward(token, messages.FGET, [key])
         return versioning.decode_siblings(raw) if raw else []
 
-    def _plan(self, token: int) -> tuple:
-        """Return (targets, ring, alive, primary): the plan, the view it was made from, and
-        whether this node is a primary of the token (ring.WritePlans, cached per view)."""
+    def _plan(self, token: int) -> Plan:
+        """The token's plan for the current view (ring.WritePlans, cached per view)."""
         network = self.network
         plans = self._plans
         if plans is None or plans.ring is not network.ring or plans.alive is not network.alive:
@@ -168,13 +167,13 @@ class Coordinator:
             plans = self._plans = WritePlans(network.ring, n, network.alive, self.me)
         return plans.plan(token)
 
-    def _targets(self, token: int, plan: tuple | None) -> tuple[Target, ...]:
+    def _targets(self, token: int, plan: Plan | None) -> tuple[Target, ...]:
         """The plan's targets if the view is still the one it was made from, else a fresh
         plan (a coroutine may start an iteration after `get`/`put` planned it)."""
         network = self.network
-        if plan is None or plan[1] is not network.ring or plan[2] is not network.alive:
+        if plan is None or plan.ring is not network.ring or plan.alive is not network.alive:
             plan = self._plan(token)
-        return plan[0]
+        return plan.targets
 
     def get_started(self, key: bytes, on_done: Callable) -> bool:
         """A GET's read as callbacks, for the client hot path (no task, no coroutine): start it
@@ -183,7 +182,7 @@ class Coordinator:
         node is not a primary of the key: forwarding goes through `get()`."""
         token = key_token(key)
         plan = self._plan(token)
-        if not plan[3]:
+        if not plan.primary:
             return False
         read = self._start_get(key, token, plan)
 
@@ -201,20 +200,20 @@ class Coordinator:
             read.waiter.on_done = finished
         return True
 
-    async def _coordinate_get(self, key: bytes, token: int, plan: tuple | None = None
+    async def _coordinate_get(self, key: bytes, token: int, plan: Plan | None = None
                               ) -> list[Sibling]:
         read = self._start_get(key, token, plan)
         await read.waiter.wait()
         return self._finish_get(read)
 
-    def _start_get(self, key: bytes, token: int, plan: tuple | None) -> "_Read":
+    def _start_get(self, key: bytes, token: int, plan: Plan | None) -> "_Read":
         """Read the local replica and ask the other targets; return the read their answers
         feed (the local copy counts as the first)."""
         _, r, _ = self._sizes()
         targets = self._targets(token, plan)
         read = _Read(self, key, token, targets, ReadQuorum(len(targets), r))
         waiter = read.waiter
-        send_item = getattr(self.network.transport, "send_item", None)
+        send_item = self.network.transport.send_item
         for target in targets:
             if target.node == self.me:
                 raw = read.raws[self.me] = self.cluster.replica.read_encoded(key, token)
@@ -223,11 +222,8 @@ class Coordinator:
                 read.answered += 1
                 continue
             hint_for = target.hint_for.encode() if target.hint_for else b""
-            if send_item is not None:         # batched with this iteration's other reads
-                send_item(target.node, messages.MGET, (key, hint_for),
-                          read.answer_from(target.node, hint_for))
-            else:
-                self._send(target.node, messages.GET, [key, hint_for], read.answer_from(target.node))
+            send_item(target.node, messages.MGET, (key, hint_for),   # batched per iteration
+                      read.answer_from(target.node, hint_for))
         return read
 
     def _finish_get(self, read: "_Read") -> list[Sibling]:
@@ -279,7 +275,7 @@ class Coordinator:
         """Return an awaitable of the replicated write (a plain method, as `get`)."""
         token = key_token(key)
         plan = self._plan(token)
-        if not forwarded and not plan[3]:
+        if not forwarded and not plan.primary:
             ctx = None if context is None else versioning.format_context(context).encode()
             return self._forward(token, messages.FPUT, [key, value, expire_at_ms, ctx])
         return self._coordinate_put(key, token, value, expire_at_ms, context, plan=plan)
@@ -291,7 +287,7 @@ class Coordinator:
         is not a primary of the key: forwarding goes through `put()`."""
         token = key_token(key)
         plan = self._plan(token)
-        if not plan[3]:
+        if not plan.primary:
             return False
         waiter = self._start_put(key, token, value, 0, None, None, None, plan)
 
@@ -310,7 +306,7 @@ class Coordinator:
                               expire_at_ms: int, context: Context | None,
                               local: list[Sibling] | None = None,
                               old_raw: bytes | None = None,
-                              plan: tuple | None = None) -> None:
+                              plan: Plan | None = None) -> None:
         waiter = self._start_put(key, token, value, expire_at_ms, context, local, old_raw, plan)
         await waiter.wait()
         quorum = waiter.quorum
@@ -319,7 +315,7 @@ class Coordinator:
 
     def _start_put(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
                    context: Context | None, local: list[Sibling] | None,
-                   old_raw: bytes | None, plan: tuple | None) -> _Waiter:
+                   old_raw: bytes | None, plan: Plan | None) -> _Waiter:
         """Write locally, send the stored set to the other targets; return the waiter their
         acks feed (the local write counts as the first)."""
         n, _, w = self._sizes()
@@ -371,11 +367,8 @@ class Coordinator:
                            waiter, targets)
 
         hint_for = target.hint_for.encode() if target.hint_for else b""
-        send_item = getattr(self.network.transport, "send_item", None)
-        if send_item is not None:             # batched with this iteration's other writes
-            send_item(target.node, messages.MPUT, (key, encoded, hint_for), done)
-        else:
-            self._send(target.node, messages.PUT, [key, encoded, hint_for], done)
+        self.network.transport.send_item(target.node, messages.MPUT,   # batched per iteration
+                                         (key, encoded, hint_for), done)
 
     def _spare(self, token: int, used: set[NodeId]) -> NodeId | None:
         alive = self.network.alive

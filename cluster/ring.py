@@ -19,12 +19,13 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import mmh3
 
 from cluster.types import NodeId
 
-__all__ = ["Ring", "Target", "vnode_token", "plan_writes", "plan_reads", "WritePlans",
+__all__ = ["Ring", "Target", "vnode_token", "plan_writes", "plan_reads", "Plan", "WritePlans",
            "RING_SIZE"]
 
 RING_SIZE = 1 << 64
@@ -193,31 +194,39 @@ def plan_writes(ring: Ring, token: int, n: int, alive: Set[NodeId]) -> list[Targ
     return targets
 
 
-class WritePlans:
-    """`plan_writes` for one view (ring, n, alive) as seen by node `me`, cached per vnode: every
-    token of one vnode range gets the same plan, and a view is replaced, never mutated, so an
-    entry never goes stale (at most one per vnode). Hot: every replicated request plans.
+class Plan(NamedTuple):
+    """Where one request goes (`targets`, shared: do not mutate), the view it was made from
+    (`ring`, `alive`), and whether the planning node is a primary of the token (`primary`: it
+    is in the plan as itself; a node always counts itself alive)."""
 
-    `plan(token)` returns (targets, ring, alive, primary): the targets as a tuple (shared: do
-    not mutate), the view they were made from, and whether `me` is a primary of the token (it
-    is in the plan as itself; `me` is always alive)."""
+    targets: tuple[Target, ...]
+    ring: Ring
+    alive: Set[NodeId]
+    primary: bool
+
+
+class WritePlans:
+    """`plan_writes` for one view (ring, n, alive) as seen by node `me`, cached per vnode as a
+    Plan: every token of one vnode range gets the same plan, and a view is replaced, never
+    mutated, so an entry never goes stale (at most one per vnode). Hot: every replicated
+    request plans."""
 
     __slots__ = ("ring", "n", "alive", "me", "_by_vnode")
 
     def __init__(self, ring: Ring, n: int, alive: Set[NodeId], me: NodeId) -> None:
         self.ring, self.n, self.alive, self.me = ring, n, alive, me
-        self._by_vnode: dict[int, tuple] = {}
+        self._by_vnode: dict[int, Plan] = {}
 
-    def plan(self, token: int) -> tuple:
+    def plan(self, token: int) -> Plan:
         ring = self.ring
         if not ring._tokens:
-            return (), ring, self.alive, False
+            return Plan((), ring, self.alive, False)
         index = ring._index(token)
         plan = self._by_vnode.get(index)
         if plan is None:
             targets = tuple(plan_writes(ring, token, self.n, self.alive))
             primary = any(t.node == self.me and t.hint_for is None for t in targets)
-            plan = self._by_vnode[index] = (targets, ring, self.alive, primary)
+            plan = self._by_vnode[index] = Plan(targets, ring, self.alive, primary)
         return plan
 
 

@@ -164,28 +164,27 @@ def _settle_batch(callbacks: list[Callback]) -> Callback:
                 statuses, values = payload
                 if values is None:
                     values = [None] * count
-                if statuses == messages.OK:
-                    statuses = None
-                if len(values) != count or (statuses is not None and len(statuses) != count):
-                    raise ValueError("item count")
+                if len(values) != count or (statuses != messages.OK and (
+                        len(statuses) != count
+                        or not all(type(status) is bytes for status in statuses))):
+                    raise ValueError("item count or status type")
             except (TypeError, ValueError):
                 error = PeerError("malformed answer to a batched request")
         if error is not None:
-            values, statuses = [None] * count, [error] * count
-        elif statuses is None:
+            for callback in callbacks:
+                _run(callback, None, error)
+        elif statuses == messages.OK:
             for callback, value in zip(callbacks, values):   # _run, inlined: a call per item
                 try:
                     callback(value, None)
                 except Exception:
                     log.exception("peer call callback failed")
-            return
-        for callback, value, status in zip(callbacks, values, statuses):
-            if not status:
-                _run(callback, value, None)
-            elif isinstance(status, Exception):
-                _run(callback, None, status)
-            else:
-                _run(callback, None, PeerError(status.decode(errors="replace")))
+        else:
+            for callback, value, status in zip(callbacks, values, statuses):
+                if status:
+                    _run(callback, None, PeerError(status.decode(errors="replace")))
+                else:
+                    _run(callback, value, None)
     return settle
 
 

@@ -205,9 +205,12 @@ def test_a_batch_is_split_at_max_items_and_a_failed_request_fails_every_item() -
                    for value, e in results)
         # an answer that is not [statuses, values] of the right length fails every item
         server.register(b"ODD", lambda peer, args: [messages.OK, [b"one value"]])
-        results = await _item_results(transport, "b", items[:3], verb=b"ODD")
-        assert all(value is None and isinstance(e, PeerError) and "malformed" in str(e)
-                   for value, e in results)
+        server.register(b"ODDER", lambda peer, args: [b"abc", [b"x", b"y", b"z"]])
+        server.register(b"ODDEST", lambda peer, args: [[b"", 7, b""], None])
+        for odd in (b"ODD", b"ODDER", b"ODDEST"):
+            results = await _item_results(transport, "b", items[:3], verb=odd)
+            assert all(value is None and isinstance(e, PeerError) and "malformed" in str(e)
+                       for value, e in results)
         await transport.stop()
         # a stopped peer: queued items fail with PeerUnavailable, each exactly once
         await server.stop()
