@@ -200,14 +200,19 @@ class RespProtocol(asyncio.Protocol):
             self._transport.abort()
             return
         self._write_reply(data)
-        pending = self._pending
-        if not pending:
-            self._update_reading()
-        elif self._write_paused:
+        if self._pending and self._write_paused:  # the worker waits for the client first
             rest: list[bytes] = []
-            self._hand_over(self._drain_queue(pending, rest, self._high_water), rest)
+            self._hand_over(self._drain_queue(self._pending, rest, self._high_water), rest)
         else:
+            self._go_on()
+
+    def _go_on(self) -> None:
+        """After a batch's replies: run what arrived meanwhile, else read again; tell the
+        server once the connection is idle (graceful shutdown waits for that)."""
+        if self._pending:
             self._run_inline()
+        else:
+            self._update_reading()
         if not self._busy:
             self._server._connection_idle(self)
 
@@ -299,12 +304,7 @@ class RespProtocol(asyncio.Protocol):
                 self._busy = False
                 if self._closed:
                     return
-                if self._pending:                 # arrived while we awaited the drain
-                    self._run_inline()
-                else:
-                    self._update_reading()
-                if not self._busy:
-                    self._server._connection_idle(self)
+                self._go_on()                     # what arrived while we awaited the drain
         except asyncio.CancelledError:
             raise
         except Exception:                         # a bug here must not kill the node
