@@ -42,6 +42,9 @@ class StorageConfig:
     bloom_bits_per_key: int = 10
     l0_compaction_trigger: int = 4
     block_cache_bytes: int = 64 * 1024 * 1024   # decoded SSTable blocks, shared by all tables (LRU)
+    # Answers the SSTables gave to point reads, per key (RocksDB's row cache): a hot key read
+    # from a table costs a dict lookup instead of bloom probes and a block search. 0 = off.
+    row_cache_bytes: int = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,10 +32,12 @@ VALUES = st.binary(min_size=0, max_size=40)
 
 
 class StoreModel(RuleBasedStateMachine):
+    config = CONFIG
+
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="lsm-model-"))
-        self.store = LSMStore.open(self.dir, CONFIG, env=ENV)
+        self.store = LSMStore.open(self.dir, self.config, env=ENV)
         self.model: dict[bytes, bytes] = {}
 
     @rule(key=KEYS, value=VALUES)
@@ -86,7 +88,7 @@ class StoreModel(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.store.close()
-        self.store = LSMStore.open(self.dir, CONFIG, env=ENV)
+        self.store = LSMStore.open(self.dir, self.config, env=ENV)
 
     @precondition(lambda self: len(self.model) < 200)
     @invariant()
@@ -98,7 +100,15 @@ class StoreModel(RuleBasedStateMachine):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-StoreModel.TestCase.settings = settings(
-    max_examples=30, stateful_step_count=40, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow])
+class TinyRowCacheModel(StoreModel):
+    """The same model with a row cache of a few entries, so reads also evict."""
+    config = StorageConfig(memtable_limit_bytes=600, block_size_bytes=64, l0_compaction_trigger=2,
+                           row_cache_bytes=600)
+
+
+MODEL_SETTINGS = settings(max_examples=30, stateful_step_count=40, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+StoreModel.TestCase.settings = MODEL_SETTINGS
+TinyRowCacheModel.TestCase.settings = MODEL_SETTINGS
 test_engine_model = StoreModel.TestCase
+test_engine_model_tiny_row_cache = TinyRowCacheModel.TestCase
