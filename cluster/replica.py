@@ -133,7 +133,7 @@ class Replica:
 
         A merge that changes nothing writes nothing (read repair and hints are idempotent).
         """
-        old_raw = self.store.get(data_key(token, key))
+        old_raw = self.store.get(data_key(token, key), False)     # replaced below: no row cache fill
         local = versioning.decode_siblings(old_raw) if old_raw is not None else []
         merged = versioning.sync(local, incoming) if local else versioning.sync(incoming, ())
         self.store_merged(key, token, local, old_raw, merged)
@@ -143,7 +143,7 @@ class Replica:
         """`apply()` for an encoded incoming set (a replica PUT). Encodings are canonical, so
         when the merge keeps exactly the incoming siblings their bytes are stored as they came."""
         store_key = data_key(token, key)
-        old_raw = self.store.get(store_key)
+        old_raw = self.store.get(store_key, False)
         if old_raw == raw:
             return
         fast = encoded.replaces_encoded(old_raw, raw)

@@ -213,7 +213,7 @@ class Cluster:
         if token is None:
             token = key_token(key)
         store_key = b"d" + token.to_bytes(8, "big") + key       # replica.data_key, inlined
-        old_raw = self._store_get(store_key)
+        old_raw = self._store_get(store_key, False)     # no row cache fill: replaced below
         done = _overwrite(old_raw, self.actor, value, self._wall_ms(), expire_at_ms)
         if done is None:                          # several siblings: the general path
             return self.local_write(key, token, value, expire_at_ms, None, _decode(old_raw),
@@ -237,7 +237,7 @@ class Cluster:
         stored encoding. `local`/`old_raw` may be passed by a caller that has just read them."""
         store_key = b"d" + token.to_bytes(8, "big") + key       # replica.data_key, inlined
         if local is None:
-            old_raw = self._store_get(store_key)
+            old_raw = self._store_get(store_key, False)
             local = _decode(old_raw) if old_raw is not None else []
         if context is None:
             # Hot path (bench: SET -P 16): the join of the local siblings covers all of them,
@@ -260,7 +260,7 @@ class Cluster:
         """`local_write` for the coordinator: return (new sibling, stored set, its encoding)."""
         store_key = data_key(token, key)
         if local is None:
-            old_raw = self.store.get(store_key)
+            old_raw = self.store.get(store_key, False)
             local = versioning.decode_siblings(old_raw) if old_raw is not None else []
         if context is None:
             context = versioning.join_context(local)

@@ -17,7 +17,8 @@ source that knows the key wins (a tombstone reads as None). The key is hashed fo
 filters once per lookup, and all tables share one BlockCache of `block_cache_bytes`; a table
 retired by compaction has its blocks evicted. What the tables answered for a key (its value, or
 None) is kept in a row cache of `row_cache_bytes` (FIFO), valid for one set of tables: a flush
-or compaction publishes a new tables tuple and the cache starts over. No write invalidates it,
+or compaction publishes a new tables tuple and the cache starts over. A write's read of the old
+version (`get(key, fill=False)`) does not add to it. No write invalidates it,
 because every write lands in the memtable, which is read first: a cached answer is shadowed
 until its key is flushed, and that flush changes the tables. (storage_stall.py: a hot read
 from a table is 2.6 us through bloom and cached block, 0.2 us from the memtable.)
@@ -157,7 +158,10 @@ class LSMStore:
             next_file, self._log_number, tuple(t.meta for t in tables)))
 
     # -- the hot path (event-loop thread) ------------------------------------------------------
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes, fill: bool = True) -> bytes | None:
+        """The key's value, or None. `fill=False` is for the read of a write about to replace
+        the value (a SET's old version): it uses the row cache but adds nothing to it, since
+        the write makes any entry dead weight (1M new keys would fill it with Nones)."""
         if self._closed:
             raise StorageClosed()
         value = self._mem.data.get(key, MISSING)
@@ -187,7 +191,7 @@ class LSMStore:
         else:
             value = None
         charge = len(key) + (len(value) if value is not None else 0) + ROW_OVERHEAD_BYTES
-        if charge <= self._rows_limit:
+        if fill and charge <= self._rows_limit:
             rows[key] = value
             self._rows_bytes += charge
             while self._rows_bytes > self._rows_limit:

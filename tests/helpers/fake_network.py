@@ -24,7 +24,7 @@ class MemoryStore:
         self.data: SortedDict = SortedDict()
         self.durable_calls = 0
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes, fill: bool = True) -> bytes | None:
         return self.data.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:

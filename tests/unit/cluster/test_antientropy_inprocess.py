@@ -21,7 +21,7 @@ class DictStore:
     def __init__(self) -> None:
         self.data: SortedDict = SortedDict()
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes, fill: bool = True) -> bytes | None:
         return self.data.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:

@@ -81,3 +81,16 @@ def test_a_zero_row_cache_keeps_nothing(tmp_path):
         assert store.row_cache_hits == 0 and store.row_cache_bytes() == 0
     finally:
         store.close()
+
+
+def test_a_writes_read_of_the_old_version_adds_nothing(tmp_path):
+    store = _open(tmp_path)
+    try:
+        store.put(b"k", b"v")
+        store.flush()
+        assert store.get(b"k", False) == b"v" and store.get(b"new", False) is None
+        assert store.row_cache_bytes() == 0
+        assert store.get(b"k") == b"v"                          # a read fills it
+        assert store.get(b"k", False) == b"v" and store.row_cache_hits == 1   # and may use it
+    finally:
+        store.close()
