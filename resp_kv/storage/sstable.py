@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from itertools import accumulate
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -41,6 +42,7 @@ from .format import (KIND_DELETE, KIND_PUT, SST_ENDS, SST_FOOTER, SST_INDEX_ENTR
 MISSING = object()                 # "this table says nothing about the key" (not a tombstone)
 _PRIVATE_CACHE_BYTES = 1024 * 1024     # a reader opened without a shared cache
 _WRITE_CHUNK_BYTES = 256 * 1024
+_ALL_PUT = bytes([KIND_PUT]) * 512      # the kinds of a block without tombstones, sliced
 
 
 class SSTableWriter:
@@ -53,44 +55,42 @@ class SSTableWriter:
         self._file = env.open(path, "wb")
         self._out = bytearray()
         self._offset = 0
+        # The open block: its entries (a None value is a tombstone) and their size estimate.
         self._keys: list[bytes] = []
-        self._values: list[bytes] = []
-        self._key_ends: list[int] = []
-        self._value_ends: list[int] = []
-        self._kinds = bytearray()
-        self._key_bytes = self._value_bytes = 0
+        self._values: list[bytes | None] = []
+        self._block_bytes = 0
         self._index: list[tuple[int, int, bytes]] = []
         self._h1, self._h2 = array("q"), array("q")   # not tuples: no GC-tracked garbage
         self.entries = 0
 
     def add(self, key: bytes, value: bytes | None) -> None:
+        # Per entry only what decides the block boundary; the block's tables (ends, kinds,
+        # hashes) are built in bulk when it closes (writer_micro: add 1.5 -> 1.3 us per entry).
         self._keys.append(key)
-        self._key_bytes += len(key)
-        self._key_ends.append(self._key_bytes)
-        if value is None:
-            self._kinds.append(KIND_DELETE)
-        else:
-            self._kinds.append(KIND_PUT)
-            self._values.append(value)
-            self._value_bytes += len(value)
-        self._value_ends.append(self._value_bytes)
-        h1, h2 = key_hash(key)
-        self._h1.append(h1)
-        self._h2.append(h2)
-        self.entries += 1
-        if self._key_bytes + self._value_bytes + 9 * len(self._keys) >= self._block_size:
+        self._values.append(value)
+        self._block_bytes += len(key) + (len(value) if value is not None else 0) + 9
+        if self._block_bytes >= self._block_size:
             self._finish_block()
 
     def _finish_block(self) -> None:
-        n = len(self._keys)
-        ends = struct.pack(SST_ENDS % (2 * n), *self._key_ends, *self._value_ends)
-        block = b"".join((U32.pack(n), ends, self._kinds, *self._keys, *self._values))
+        keys, values = self._keys, self._values
+        n = len(keys)
+        if None in values:                       # tombstones: kind 2, an empty value
+            kinds = bytes([KIND_DELETE if v is None else KIND_PUT for v in values])
+            values = [b"" if v is None else v for v in values]
+        else:
+            kinds = _ALL_PUT[:n] if n <= len(_ALL_PUT) else bytes([KIND_PUT]) * n
+        ends = struct.pack(SST_ENDS % (2 * n), *accumulate(map(len, keys)),
+                           *accumulate(map(len, values)))
+        block = b"".join((U32.pack(n), ends, kinds, *keys, *values))
         block += U32.pack(crc32(block))
-        self._index.append((self._offset, len(block), self._keys[0]))
+        self._index.append((self._offset, len(block), keys[0]))
         self._emit(block)
-        self._keys, self._values, self._key_ends, self._value_ends = [], [], [], []
-        self._kinds = bytearray()
-        self._key_bytes = self._value_bytes = 0
+        for h1, h2 in map(key_hash, keys):
+            self._h1.append(h1)
+            self._h2.append(h2)
+        self.entries += n
+        self._keys, self._values, self._block_bytes = [], [], 0
 
     def _emit(self, data: bytes) -> None:
         self._out += data
