@@ -18,7 +18,9 @@ filters once per lookup, and all tables share one BlockCache of `block_cache_byt
 retired by compaction has its blocks evicted. What the tables answered for a key (its value, or
 None) is kept in a row cache of `row_cache_bytes` (FIFO), valid for one set of tables: a flush
 or compaction publishes a new tables tuple and the cache starts over. A write's read of the old
-version (`get(key, fill=False)`) does not add to it. No write invalidates it,
+version (`get(key, fill=False)`) does not add to it. The cache's tag is a reference to its
+tables tuple; `wal_flush` drops a stale one, so retired tables (and their deleted files) are
+let go at the next write batch or read. No write invalidates it,
 because every write lands in the memtable, which is read first: a cached answer is shadowed
 until its key is flushed, and that flush changes the tables. (storage_stall.py: a hot read
 from a table is 2.6 us through bloom and cached block, 0.2 us from the memtable.)
@@ -259,6 +261,13 @@ class LSMStore:
         if self._closed:
             raise StorageClosed()
         written = self._wal.flush()
+        if self._rows_tables is not None and self._rows_tables is not self._version[1]:
+            # Tables were replaced since the last read: drop the cache and, with it, the last
+            # reference to the retired tables, so their deleted files close now and not at
+            # the next read (checked once per loop iteration that wrote).
+            self._rows.clear()
+            self._rows_bytes = 0
+            self._rows_tables = None
         if written and self._wal.segment_bytes > self._wal_limit and len(self._mem):
             # A hot key set rewritten in place: the memtable stays under its limit while its
             # segment grows. Checked here, once per loop iteration, not on every put.

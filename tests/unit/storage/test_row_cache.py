@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import os
+
 from resp_kv.config import StorageConfig
 from resp_kv.storage import LSMStore
 from resp_kv.storage.engine import ROW_OVERHEAD_BYTES
@@ -92,5 +95,36 @@ def test_a_writes_read_of_the_old_version_adds_nothing(tmp_path):
         assert store.row_cache_bytes() == 0
         assert store.get(b"k") == b"v"                          # a read fills it
         assert store.get(b"k", False) == b"v" and store.row_cache_hits == 1   # and may use it
+    finally:
+        store.close()
+
+
+def _deleted_files_open() -> list[str]:
+    """Files this process holds open that were deleted (a retired table still pinned)."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.endswith(" (deleted)") and ".sst" in target:
+            held.append(target)
+    return held
+
+
+def test_the_row_cache_does_not_pin_retired_tables_past_the_next_write(tmp_path):
+    store = _open(tmp_path)
+    try:
+        for round_ in range(3):
+            store.put(b"k%d" % round_, b"v")
+            store.flush()
+            assert store.get(b"k%d" % round_) == b"v"       # the cache now refers to these tables
+        store.compact()                                    # retires them, deletes their files
+        gc.collect()
+        store.put(b"after", b"v")
+        store.wal_flush()                                  # the next write batch lets them go
+        gc.collect()
+        assert _deleted_files_open() == []
+        assert store.get(b"k0") == b"v"
     finally:
         store.close()
