@@ -351,6 +351,8 @@ class LSMStore:
             "flushes": self._flushes,
             "compactions": self._compactions,
             "bloom_negatives": self._retired_bloom_negatives + sum(t.bloom_negatives for t in tables),
+            "row_cache_bytes": self._rows_bytes,
+            "row_cache_hits": self.row_cache_hits,
         }
 
     # -- background thread --------------------------------------------------------------------

@@ -31,7 +31,8 @@ class FakeBackend:
         self.info_fields: dict[str, dict[str, object]] = {
             "storage": {"fsync_policy": "everysec", "wal_bytes": 0, "memtable_keys": 0,
                         "memtable_bytes": 0, "sstables": 0, "sstable_bytes": 0, "flushes": 0,
-                        "compactions": 0, "bloom_negatives": 0},
+                        "compactions": 0, "bloom_negatives": 0,
+                        "row_cache_bytes": 0, "row_cache_hits": 0},
             "cluster": {"node_id": "fake", "cluster_nodes": 1, "cluster_nodes_up": 1,
                         "replicas": 1, "read_quorum": 1, "write_quorum": 1},
         }

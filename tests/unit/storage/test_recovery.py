@@ -162,7 +162,8 @@ def test_recovery_wal_sync_from_another_thread_while_rotating(tmp_path: Path) ->
     store.wal_sync()
     stats = store.stats()
     assert set(stats) == {"fsync_policy", "wal_bytes", "memtable_keys", "memtable_bytes", "sstables",
-                          "sstable_bytes", "flushes", "compactions", "bloom_negatives"}
+                          "sstable_bytes", "flushes", "compactions", "bloom_negatives",
+                          "row_cache_bytes", "row_cache_hits"}
     assert stats["flushes"] >= 1 and stats["fsync_policy"] == "everysec"
     store = _reopen_after_crash(store, env, tmp_path)
     assert len(list(store.scan())) == 3000
