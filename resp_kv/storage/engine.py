@@ -194,8 +194,10 @@ class LSMStore:
                 break
         else:
             value = None
+        if not fill:
+            return value
         charge = len(key) + (len(value) if value is not None else 0) + ROW_OVERHEAD_BYTES
-        if fill and charge <= self._rows_limit:
+        if charge <= self._rows_limit:
             rows[key] = value
             self._rows_bytes += charge
             while self._rows_bytes > self._rows_limit:

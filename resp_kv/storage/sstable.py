@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import struct
 from array import array
-from itertools import accumulate
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate
 from pathlib import Path
 
 from .block_cache import BlockCache, new_cache_id
@@ -42,7 +42,7 @@ from .format import (KIND_DELETE, KIND_PUT, SST_ENDS, SST_FOOTER, SST_INDEX_ENTR
 MISSING = object()                 # "this table says nothing about the key" (not a tombstone)
 _PRIVATE_CACHE_BYTES = 1024 * 1024     # a reader opened without a shared cache
 _WRITE_CHUNK_BYTES = 256 * 1024
-_ALL_PUT = bytes([KIND_PUT]) * 512      # the kinds of a block without tombstones, sliced
+_PUT = bytes([KIND_PUT])
 
 
 class SSTableWriter:
@@ -79,7 +79,7 @@ class SSTableWriter:
             kinds = bytes([KIND_DELETE if v is None else KIND_PUT for v in values])
             values = [b"" if v is None else v for v in values]
         else:
-            kinds = _ALL_PUT[:n] if n <= len(_ALL_PUT) else bytes([KIND_PUT]) * n
+            kinds = _PUT * n
         ends = struct.pack(SST_ENDS % (2 * n), *accumulate(map(len, keys)),
                            *accumulate(map(len, values)))
         block = b"".join((U32.pack(n), ends, kinds, *keys, *values))
