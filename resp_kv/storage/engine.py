@@ -68,6 +68,11 @@ MAX_IMMUTABLES = 4
 ROW_OVERHEAD_BYTES = 150    # per row cache entry beyond key and value: two bytes headers, the slot
 
 
+def _row_charge(key: bytes, value: bytes | None) -> int:
+    """What a row cache entry counts against `row_cache_bytes`."""
+    return len(key) + (len(value) if value is not None else 0) + ROW_OVERHEAD_BYTES
+
+
 class _Table(SSTableReader):
     """An open SSTable plus its manifest entry."""
 
@@ -180,9 +185,7 @@ class LSMStore:
             return None
         rows = self._rows
         if self._rows_tables is not tables:       # a flush or compaction: start over
-            rows.clear()
-            self._rows_bytes = 0
-            self._rows_tables = tables
+            self._reset_rows(tables)
         value = rows.get(key, MISSING)
         if value is not MISSING:
             self.row_cache_hits += 1
@@ -196,15 +199,19 @@ class LSMStore:
             value = None
         if not fill:
             return value
-        charge = len(key) + (len(value) if value is not None else 0) + ROW_OVERHEAD_BYTES
+        charge = _row_charge(key, value)
         if charge <= self._rows_limit:
             rows[key] = value
             self._rows_bytes += charge
             while self._rows_bytes > self._rows_limit:
-                old_key, old_value = rows.popitem(last=False)
-                self._rows_bytes -= (len(old_key) + ROW_OVERHEAD_BYTES
-                                     + (len(old_value) if old_value is not None else 0))
+                self._rows_bytes -= _row_charge(*rows.popitem(last=False))
         return value
+
+    def _reset_rows(self, tables: tuple[_Table, ...] | None) -> None:
+        """Empty the row cache and tag it with `tables` (None: no tables referenced)."""
+        self._rows.clear()
+        self._rows_bytes = 0
+        self._rows_tables = tables
 
     def row_cache_bytes(self) -> int:
         """The row cache's charged bytes (at most `row_cache_bytes`; tests, benchmarks)."""
@@ -269,9 +276,7 @@ class LSMStore:
             # Tables were replaced since the last read: drop the cache and, with it, the last
             # reference to the retired tables, so their deleted files close now and not at
             # the next read (checked once per loop iteration that wrote).
-            self._rows.clear()
-            self._rows_bytes = 0
-            self._rows_tables = None
+            self._reset_rows(None)
         if written and self._wal.segment_bytes > self._wal_limit and len(self._mem):
             # A hot key set rewritten in place: the memtable stays under its limit while its
             # segment grows. Checked here, once per loop iteration, not on every put.
