@@ -30,10 +30,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import hiredis
 
 from cluster import messages, versioning
+from cluster.encoded import value_of_encoded
 from cluster.quorum import ReadQuorum, WriteQuorum
 from cluster.replica import TOKEN_LIMIT
 from cluster.ring import Plan, Target, WritePlans
@@ -43,6 +45,7 @@ from cluster.types import Context, NodeId, PeerUnavailable, QuorumNotReached, Si
 log = logging.getLogger("cluster.coordinator")
 
 _CALL_ERRORS = (PeerUnavailable, PeerError, TimeoutError, ConnectionError, OSError)
+_UNREAD = object()          # _start_get: the caller has not read the local copy
 
 
 class _Waiter:
@@ -177,28 +180,49 @@ class Coordinator:
 
     def get_started(self, key: bytes, on_done: Callable) -> bool:
         """A GET's read as callbacks, for the client hot path (no task, no coroutine): start it
-        and return True, then call `on_done(merged siblings, None)` once R answered, or
-        `on_done(None, QuorumNotReached)`, once. Return False, having done nothing, when this
-        node is not a primary of the key: forwarding goes through `get()`."""
+        and return True, then call `on_done(value, None)` once R answered (value: the merged
+        set's winner's, None when there is no live one), or `on_done(None, QuorumNotReached)`,
+        once. Return False, having done nothing, when this node is not a primary of the key:
+        forwarding goes through `get()`.
+
+        A read whose local copy is one sibling (or none) and whose plan has no fallbacks starts
+        as a `_QuickRead`: while the answers are byte-identical to the local copy (replicas in
+        sync: nearly every read) it needs no decoding, quorum objects or merge; the first
+        answer that differs or fails turns it into the general `_Read` (`_QuickRead.escalate`).
+        """
         token = key_token(key)
         plan = self._plan(token)
         if not plan.primary:
             return False
-        read = self._start_get(key, token, plan)
+        raw = self.cluster.replica.read_encoded(key, token)
+        peers = plan.peers
+        if peers is not None and (raw is None or raw[1:3] == b"\x00\x01"):    # one sibling
+            _, r, _ = self._sizes()
+            quick = _QuickRead(self, key, token, plan, raw, r, on_done)
+            send_item, item = self.network.transport.send_item, (key, b"")
+            for node in peers:                                   # batched per iteration
+                send_item(node, messages.MGET, item, partial(quick.answer, node))
+            if r <= 1:
+                quick.answer_local()
+            return True
+        read = self._start_get(key, token, plan, raw)
+        self._on_finish(read, on_done)
+        return True
 
+    def _on_finish(self, read: "_Read", on_done: Callable) -> None:
+        """Call `on_done(value, None)` or `on_done(None, error)` once `read`'s quorum is done."""
         def finished() -> None:
             try:
-                merged = self._finish_get(read)
+                current = versioning.winner(self._finish_get(read), self.cluster.clock.wall_ms())
             except Exception as error:      # any failure answers the client (never a hang)
                 on_done(None, error)
                 return
-            on_done(merged, None)
+            on_done(current.value if current is not None else None, None)
 
         if read.waiter.quorum.done:
             finished()
         else:
             read.waiter.on_done = finished
-        return True
 
     async def _coordinate_get(self, key: bytes, token: int, plan: Plan | None = None
                               ) -> list[Sibling]:
@@ -206,20 +230,19 @@ class Coordinator:
         await read.waiter.wait()
         return self._finish_get(read)
 
-    def _start_get(self, key: bytes, token: int, plan: Plan | None) -> "_Read":
-        """Read the local replica and ask the other targets; return the read their answers
-        feed (the local copy counts as the first)."""
+    def _start_get(self, key: bytes, token: int, plan: Plan | None,
+                   local_raw: "bytes | None | object" = _UNREAD) -> "_Read":
+        """Read the local replica (unless the caller passes what it read) and ask the other
+        targets; return the read their answers feed (the local copy counts as the first)."""
         _, r, _ = self._sizes()
         targets = self._targets(token, plan)
         read = _Read(self, key, token, targets, ReadQuorum(len(targets), r))
-        waiter = read.waiter
         send_item = self.network.transport.send_item
         for target in targets:
             if target.node == self.me:
-                raw = read.raws[self.me] = self.cluster.replica.read_encoded(key, token)
-                read.local = (raw, versioning.decode_siblings(raw) if raw else [])
-                waiter.record(self.me, read.local[1])
-                read.answered += 1
+                if local_raw is _UNREAD or plan is None or targets is not plan.targets:
+                    local_raw = self.cluster.replica.read_encoded(key, token)
+                read.record_local(local_raw)
                 continue
             hint_for = target.hint_for.encode() if target.hint_for else b""
             send_item(target.node, messages.MGET, (key, hint_for),   # batched per iteration
@@ -513,6 +536,20 @@ class _Read:
         self.merged_ready = False          # set once the read has answered its client
         self.differs = False               # a reply not byte-identical to the local copy came
 
+    def record_local(self, raw: bytes | None) -> None:
+        """The coordinator's own copy, the read's first answer."""
+        me = self.coordinator.me
+        self.raws[me] = raw
+        self.local = (raw, versioning.decode_siblings(raw) if raw else [])
+        self.waiter.record(me, self.local[1])
+        self.answered += 1
+
+    def record_same(self, node: NodeId) -> None:
+        """`node` answered byte for byte the local copy (a _QuickRead hands over its answers)."""
+        self.raws[node] = self.local[0]
+        self.waiter.record(node, self.local[1])
+        self.answered += 1
+
     def answer_from(self, node: NodeId, hint_for: bytes | None = None):
         """The callback of `node`'s answer; with `hint_for` (an MGET item), a value refused as
         too big for the batched answer is asked for again with GET."""
@@ -545,6 +582,72 @@ class _Read:
         if self.merged_ready and self.answered == len(self.targets):
             self.coordinator._read_repair(self.key, self.token, self.targets,
                                           self.waiter.quorum, self.raws)
+
+
+class _QuickRead:
+    """A GET while every answer is byte-identical to the local copy, a one-sibling set or
+    absent (encodings are canonical: equal bytes, equal sets). Then the merge is the local
+    copy, nothing is stale, and the value comes straight from its bytes. The first answer that
+    differs or fails escalates to a `_Read` holding the same answers, which merges, answers
+    the client if this has not yet, and repairs: the same result as a `_Read` from the start.
+    """
+
+    __slots__ = ("coordinator", "key", "token", "plan", "raw", "needed", "on_done", "same",
+                 "slow")
+
+    def __init__(self, coordinator: "Coordinator", key: bytes, token: int, plan: Plan,
+                 raw: bytes | None, r: int, on_done: Callable) -> None:
+        self.coordinator = coordinator
+        self.key, self.token, self.plan, self.raw = key, token, plan, raw
+        self.needed = r - 1                 # equal answers still needed besides the local copy
+        self.on_done: Callable | None = on_done     # None once the client has its answer
+        self.same: list[NodeId] = []        # peers that answered the local copy's bytes
+        self.slow: _Read | None = None
+
+    def answer_local(self) -> None:
+        """Answer the client from the local copy (R reached)."""
+        on_done, self.on_done = self.on_done, None
+        raw = self.raw
+        try:
+            value = None if raw is None else value_of_encoded(
+                raw, self.coordinator.cluster.clock.wall_ms)
+        except Exception as error:          # any failure answers the client (never a hang)
+            on_done(None, error)
+            return
+        on_done(value, None)
+
+    def answer(self, node: NodeId, payload, error: Exception | None) -> None:
+        """`node`'s MGET answer (a transport callback)."""
+        slow = self.slow
+        if slow is not None:
+            slow.answer(node, payload, error)
+        elif error is None and payload == self.raw:
+            self.same.append(node)
+            if self.on_done is not None and len(self.same) >= self.needed:
+                self.answer_local()
+        elif error is not None and str(error).endswith(messages.ANSWER_ALONE):
+            # too big for a batched answer: ask alone (as _Read.answer_from)
+            self.coordinator._send(node, messages.GET, [self.key, b""],
+                                   partial(self.answer, node))
+        else:
+            self.escalate().answer(node, payload, error)
+
+    def escalate(self) -> "_Read":
+        """The general read, fed the answers so far; it answers the client if this has not."""
+        coordinator = self.coordinator
+        _, r, _ = coordinator._sizes()
+        targets = self.plan.targets
+        slow = self.slow = _Read(coordinator, self.key, self.token, targets,
+                                 ReadQuorum(len(targets), r))
+        slow.record_local(self.raw)
+        for node in self.same:
+            slow.record_same(node)
+        if self.on_done is None:
+            slow.merged_ready = True        # answered already: only the repair is left
+        else:
+            coordinator._on_finish(slow, self.on_done)
+            self.on_done = None
+        return slow
 
 
 def _failure(future: asyncio.Future) -> Exception | None:

@@ -197,12 +197,16 @@ def plan_writes(ring: Ring, token: int, n: int, alive: Set[NodeId]) -> list[Targ
 class Plan(NamedTuple):
     """Where one request goes (`targets`, shared: do not mutate), the view it was made from
     (`ring`, `alive`), and whether the planning node is a primary of the token (`primary`: it
-    is in the plan as itself; a node always counts itself alive)."""
+    is in the plan as itself; a node always counts itself alive). `peers`: the other targets'
+    nodes when the targets are all N primaries and the planning node is one of them (no
+    fallback holds a hint, so a read may compare raw answers with its own copy, and R - 1
+    peers can always answer), else None."""
 
     targets: tuple[Target, ...]
     ring: Ring
     alive: Set[NodeId]
     primary: bool
+    peers: tuple[NodeId, ...] | None = None
 
 
 class WritePlans:
@@ -226,7 +230,10 @@ class WritePlans:
         if plan is None:
             targets = tuple(plan_writes(ring, token, self.n, self.alive))
             primary = any(t.node == self.me and t.hint_for is None for t in targets)
-            plan = self._by_vnode[index] = Plan(targets, ring, self.alive, primary)
+            peers = None
+            if primary and len(targets) == self.n and all(t.hint_for is None for t in targets):
+                peers = tuple(t.node for t in targets if t.node != self.me)
+            plan = self._by_vnode[index] = Plan(targets, ring, self.alive, primary, peers)
         return plan
 
 

@@ -187,8 +187,8 @@ class Cluster:
         await self.coordinator.put(key, value, expire_at_ms, context)
 
     def get_started(self, key: bytes, on_done) -> bool:
-        """Start a GET's replicated read without a coroutine: `on_done(siblings, None)` once
-        R answered, or `on_done(None, error)`; False if it cannot start that way (a cluster
+        """Start a GET's replicated read without a coroutine: `on_done(value, None)` once R
+        answered (the merged winner's value, None if none is live), or `on_done(None, error)`; False if it cannot start that way (a cluster
         of one: `value_now`; a key this node does not coordinate: `get`)."""
         if self.solo:
             return False

@@ -112,16 +112,14 @@ class ClusterBackend:
 
     def get_started(self, key: bytes,
                     on_done: Callable[[bytes | None, CommandError | None], None]) -> bool:
-        def done(siblings, error: Exception | None) -> None:
-            if error is not None:
-                if not isinstance(error, _CLUSTER_ERRORS):    # a bug: what the async path says
-                    log.error("replicated GET failed: %r", error)
-                    on_done(None, CommandError("internal error"))
-                    return
+        def done(value: bytes | None, error: Exception | None) -> None:
+            if error is None:
+                on_done(value, None)
+            elif isinstance(error, _CLUSTER_ERRORS):
                 on_done(None, _client_error(error))
-                return
-            current = versioning.winner(siblings, _now_ms())
-            on_done(current.value if current is not None else None, None)
+            else:                       # a bug: what the async path says
+                log.error("replicated GET failed: %r", error)
+                on_done(None, CommandError("internal error"))
         return self._cluster.get_started(key, done)
 
     def put_now(self, key: bytes, value: bytes) -> bool:

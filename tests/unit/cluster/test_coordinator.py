@@ -131,8 +131,7 @@ def test_get_started_answers_once_after_r_replies_or_with_the_quorum_error() -> 
         assert nodes["a"].get_started(key, lambda *answer: results.append(answer)) is True
         await until(lambda: results)
         await settle()                                   # the third reply must not answer again
-        assert len(results) == 1 and results[0][1] is None
-        assert [s.value for s in results[0][0]] == [b"v1"]
+        assert results == [(b"v1", None)]
         elsewhere = key_where(nodes["a"], lambda p: "a" not in p)
         assert nodes["a"].get_started(elsewhere, results.append) is False        # forward: get()
         assert len(results) == 1
@@ -190,6 +189,63 @@ def test_read_repair_fixes_a_stale_replica() -> None:
         await settle()
         assert local_value(nodes["b"], b"k") == b"v1"
         assert nodes["a"].stats["read_repairs"] == 1
+    run(scenario())
+
+
+async def started_get(cluster, key):
+    """The client GET path: `get_started`, awaited through its callback."""
+    answers: list = []
+    assert cluster.get_started(key, lambda *answer: answers.append(answer)) is True
+    await until(lambda: answers)
+    await settle()                                # stragglers: the repair, no second answer
+    assert len(answers) == 1
+    return answers[0]
+
+
+@pytest.mark.parametrize("stale", ["b", "c", "a"])
+def test_a_started_get_answers_the_merge_and_repairs_whichever_copy_is_stale(stale) -> None:
+    """R=2 of 3: the stale copy may be a peer that answers first or last (after the client
+    has its answer, from the two byte-identical copies) or the coordinator's own."""
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        await nodes["a"].put(b"k", b"v1")
+        await settle()
+        nodes[stale].store.data.clear()           # that replica lost the key
+        assert await started_get(nodes["a"], b"k") == (b"v1", None)
+        assert local_value(nodes[stale], b"k") == b"v1"
+        assert nodes["a"].stats["read_repairs"] == 1
+        assert await started_get(nodes["a"], b"k") == (b"v1", None)    # in sync: no repair
+        assert nodes["a"].stats["read_repairs"] == 1
+    run(scenario())
+
+
+def test_a_started_get_with_one_peer_cut_off_answers_from_the_other() -> None:
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        await nodes["a"].put(b"k", b"v1")
+        await nodes["a"].put(b"gone", b"x")
+        await nodes["a"].put(b"gone", None)       # a tombstone reads as missing
+        await settle()
+        net.partition("a", "b")
+        assert await started_get(nodes["a"], b"k") == (b"v1", None)
+        assert await started_get(nodes["a"], b"gone") == (None, None)
+        assert await started_get(nodes["a"], b"never") == (None, None)
+        assert nodes["a"].stats["read_repairs"] == 0
+    run(scenario())
+
+
+def test_a_started_get_asks_alone_for_a_value_too_big_for_a_batched_answer(monkeypatch) -> None:
+    monkeypatch.setattr(messages, "MGET_ANSWER_MAX_BYTES", 1000)
+
+    async def scenario():
+        net, _, nodes = build(["a", "b", "c"])
+        await nodes["a"].put(b"big", b"x" * 5000)
+        await settle()
+        net.calls.clear()
+        assert await started_get(nodes["a"], b"big") == (b"x" * 5000, None)
+        asked = [verb for _, _, verb in net.calls]
+        assert asked.count(messages.MGET) == 2 and asked.count(messages.GET) == 2
+        assert nodes["a"].stats["read_repairs"] == 0
     run(scenario())
 
 
@@ -322,7 +378,10 @@ def test_a_value_too_big_for_a_batched_answer_is_asked_for_alone(monkeypatch) ->
     run(scenario())
 
 
-def test_a_failing_merge_answers_a_started_get_with_an_error_not_a_hang(monkeypatch) -> None:
+@pytest.mark.parametrize("path", ["quick", "merging"])
+def test_a_failing_read_answers_a_started_get_with_an_error_not_a_hang(monkeypatch, path) -> None:
+    """Both read paths: the quick one (replicas byte-identical: the value comes from the local
+    bytes) and the merging one (here the coordinator's own copy differs from both peers')."""
     from resp_kv.backend import ClusterBackend
     from resp_kv.errors import CommandError
 
@@ -331,9 +390,13 @@ def test_a_failing_merge_answers_a_started_get_with_an_error_not_a_hang(monkeypa
         await nodes["a"].put(b"k", b"v")
         await settle()
 
-        def broken(read):
-            raise RuntimeError("a bug in the merge")
-        monkeypatch.setattr(nodes["a"].coordinator, "_finish_get", broken)
+        def broken(*args):
+            raise RuntimeError("a bug in the read")
+        if path == "quick":
+            monkeypatch.setattr("cluster.coordinator.value_of_encoded", broken)
+        else:
+            nodes["a"].blind_write(b"k", b"local only")     # a's copy alone: answers differ
+            monkeypatch.setattr(nodes["a"].coordinator, "_finish_get", broken)
         answers: list = []
         backend = ClusterBackend(nodes["a"], lambda: {})
         assert backend.get_started(b"k", lambda *answer: answers.append(answer)) is True

@@ -177,7 +177,13 @@ def test_write_plans_cache_is_plan_writes_and_knows_the_primaries(toks, n, down,
     alive = frozenset(NODES) - down | {me}
     plans = WritePlans(ring, n, alive, me)
     for token in toks + toks:                       # the second pass answers from the cache
-        targets, plan_ring, plan_alive, primary = plans.plan(token)
+        targets, plan_ring, plan_alive, primary, peers = plans.plan(token)
         assert list(targets) == plan_writes(ring, token, n, alive)
         assert plan_ring is ring and plan_alive is alive
-        assert primary == (me in ring.preference_list(token, n))
+        preference = ring.preference_list(token, n)
+        assert primary == (me in preference)
+        # peers: the other primaries, only when every primary is up and this node is one
+        if primary and not set(preference) - alive:
+            assert peers == tuple(node for node in preference if node != me)
+        else:
+            assert peers is None
