@@ -307,13 +307,31 @@ class Coordinator:
         """A plain SET's `put` as callbacks, for the client hot path (no task, no coroutine):
         start it and return True, then call `on_done(None)` after W acks or
         `on_done(QuorumNotReached)`, once. Return False, having done nothing, when this node
-        is not a primary of the key: forwarding goes through `put()`."""
+        is not a primary of the key: forwarding goes through `put()`.
+
+        With every primary up (nearly every write) it is a `_QuickWrite`, which counts acks;
+        the first failed send escalates it to the general waiter (hints, fallbacks)."""
         token = key_token(key)
         plan = self._plan(token)
         if not plan.primary:
             return False
-        waiter = self._start_put(key, token, value, 0, None, None, None, plan)
+        peers = plan.peers
+        if peers is not None:
+            encoded = self.cluster.blind_write(key, value, 0, token)
+            _, _, w = self._sizes()
+            quick = _QuickWrite(self, key, token, plan, encoded, w, on_done)
+            send_item, item = self.network.transport.send_item, (key, encoded, b"")
+            for node in peers:                                   # batched per iteration
+                send_item(node, messages.MPUT, item, partial(quick.ack, node))
+            if w <= 1:
+                quick.answer()
+            return True
+        self._on_put_finish(self._start_put(key, token, value, 0, None, None, None, plan), on_done)
+        return True
 
+    @staticmethod
+    def _on_put_finish(waiter: _Waiter, on_done: Callable) -> None:
+        """Call `on_done(None)` or `on_done(QuorumNotReached)` once `waiter`'s quorum is done."""
         def finished() -> None:
             quorum = waiter.quorum
             on_done(None if quorum.succeeded
@@ -323,7 +341,6 @@ class Coordinator:
             finished()
         else:
             waiter.on_done = finished
-        return True
 
     async def _coordinate_put(self, key: bytes, token: int, value: bytes | None,
                               expire_at_ms: int, context: Context | None,
@@ -370,28 +387,35 @@ class Coordinator:
         def done(_payload, error: Exception | None) -> None:
             if error is None:
                 waiter.record(target.node, None)
-                return
-            owner = target.hint_for or target.node
-            self.cluster.hints.add(owner, token, key,                  # best effort
-                                   survivors or versioning.decode_siblings(encoded))
-            # While W is not met, a fallback takes the failed target's place (its result
-            # is recorded instead of the failure).
-            if waiter.quorum.succeeded:
-                spare = None
             else:
-                if waiter.used is None:           # built on the first failure only
-                    waiter.used = {t.node for t in targets} | {self.me}
-                spare = self._spare(token, waiter.used)
-            if spare is None:
-                waiter.record(target.node, error)
-                return
-            waiter.used.add(spare)
-            self._send_put(key, token, encoded, survivors, Target(spare, hint_for=owner),
-                           waiter, targets)
+                self._put_failed(key, token, encoded, survivors, target, waiter, targets, error)
 
         hint_for = target.hint_for.encode() if target.hint_for else b""
         self.network.transport.send_item(target.node, messages.MPUT,   # batched per iteration
                                          (key, encoded, hint_for), done)
+
+    def _put_failed(self, key: bytes, token: int, encoded: bytes,
+                    survivors: list[Sibling] | None, target: Target, waiter: _Waiter,
+                    targets: tuple[Target, ...], error: Exception) -> None:
+        """A replica write to `target` failed: hint it here for its owner and, while W is not
+        met, send it to the next live node outside the preference list as a fallback."""
+        owner = target.hint_for or target.node
+        self.cluster.hints.add(owner, token, key,                  # best effort
+                               survivors or versioning.decode_siblings(encoded))
+        # While W is not met, a fallback takes the failed target's place (its result is
+        # recorded instead of the failure).
+        if waiter.quorum.succeeded:
+            spare = None
+        else:
+            if waiter.used is None:               # built on the first failure only
+                waiter.used = {t.node for t in targets} | {self.me}
+            spare = self._spare(token, waiter.used)
+        if spare is None:
+            waiter.record(target.node, error)
+            return
+        waiter.used.add(spare)
+        self._send_put(key, token, encoded, survivors, Target(spare, hint_for=owner),
+                       waiter, targets)
 
     def _spare(self, token: int, used: set[NodeId]) -> NodeId | None:
         alive = self.network.alive
@@ -582,6 +606,58 @@ class _Read:
         if self.merged_ready and self.answered == len(self.targets):
             self.coordinator._read_repair(self.key, self.token, self.targets,
                                           self.waiter.quorum, self.raws)
+
+
+class _QuickWrite:
+    """A plain SET to all N live primaries while every send succeeds: it counts acks and
+    answers after W (the local write counts as the first). The first failed send escalates it
+    to the general `_Waiter`, holding the acks so far, and goes on as `_start_put` would
+    (a hint for the owner, a fallback while W is not met): the same result."""
+
+    __slots__ = ("coordinator", "key", "token", "plan", "encoded", "needed", "on_done",
+                 "acked", "slow")
+
+    def __init__(self, coordinator: "Coordinator", key: bytes, token: int, plan: Plan,
+                 encoded: bytes, w: int, on_done: Callable) -> None:
+        self.coordinator = coordinator
+        self.key, self.token, self.plan, self.encoded = key, token, plan, encoded
+        self.needed = w - 1                 # peer acks still needed besides the local write
+        self.on_done: Callable | None = on_done     # None once the client has its answer
+        self.acked: list[NodeId] = []
+        self.slow: _Waiter | None = None
+
+    def answer(self) -> None:
+        on_done, self.on_done = self.on_done, None
+        on_done(None)
+
+    def ack(self, node: NodeId, _payload, error: Exception | None) -> None:
+        """`node`'s answer to its MPUT item (a transport callback)."""
+        slow = self.slow
+        if error is None:
+            if slow is not None:
+                slow.record(node, None)
+                return
+            self.acked.append(node)
+            if self.on_done is not None and len(self.acked) >= self.needed:
+                self.answer()
+            return
+        waiter = slow if slow is not None else self.escalate()
+        self.coordinator._put_failed(self.key, self.token, self.encoded, None, Target(node),
+                                     waiter, self.plan.targets, error)
+
+    def escalate(self) -> _Waiter:
+        """The general write's waiter, fed the acks so far; it answers the client if this
+        has not."""
+        coordinator = self.coordinator
+        _, _, w = coordinator._sizes()
+        waiter = self.slow = _Waiter(WriteQuorum(len(self.plan.targets), w))
+        waiter.record(coordinator.me, None)
+        for node in self.acked:
+            waiter.record(node, None)
+        if self.on_done is not None:
+            coordinator._on_put_finish(waiter, self.on_done)
+            self.on_done = None
+        return waiter
 
 
 class _QuickRead:

@@ -147,11 +147,23 @@ def test_get_started_answers_once_after_r_replies_or_with_the_quorum_error() -> 
     run(scenario())
 
 
-def test_write_meets_quorum_with_one_replica_down_and_hints_it() -> None:
+async def started_put(cluster, key, value):
+    """The client SET path: `put_started`, awaited through its callback."""
+    answers: list = []
+    assert cluster.put_started(key, value, answers.append) is True
+    await until(lambda: answers)
+    await settle()                                # stragglers: no second answer
+    assert len(answers) == 1
+    if answers[0] is not None:
+        raise answers[0]
+
+
+@pytest.mark.parametrize("write", [Cluster.put, started_put])
+def test_write_meets_quorum_with_one_replica_down_and_hints_it(write) -> None:
     async def scenario():
         net, _, nodes = build(["a", "b", "c"])
         net.drop("c")                             # c is silent: its send times out
-        await nodes["a"].put(b"k", b"v")
+        await write(nodes["a"], b"k", b"v")
         await until(lambda: nodes["a"].hints.pending == 1)   # the coordinator hinted the failed primary
         assert local_value(nodes["c"], b"k") is None
         net.heal()
@@ -161,7 +173,8 @@ def test_write_meets_quorum_with_one_replica_down_and_hints_it() -> None:
     run(scenario())
 
 
-def test_sloppy_quorum_uses_a_fallback_that_stores_a_hint() -> None:
+@pytest.mark.parametrize("write", [Cluster.put, started_put])
+def test_sloppy_quorum_uses_a_fallback_that_stores_a_hint(write) -> None:
     async def scenario():
         names = ["a", "b", "c", "d"]
         net, _, nodes = build(names, n=3, r=2, w=3)
@@ -169,7 +182,7 @@ def test_sloppy_quorum_uses_a_fallback_that_stores_a_hint() -> None:
         down = prefs(nodes["a"], key)[2]
         spare = next(x for x in names if x not in prefs(nodes["a"], key))
         net.drop(down)
-        await nodes["a"].put(key, b"v")           # W=3 met with the spare standing in
+        await write(nodes["a"], key, b"v")        # W=3 met with the spare standing in
         await settle()
         assert nodes[spare].hints.pending == 1
         assert local_value(nodes[spare], key) is None      # a hint, not a replica copy
