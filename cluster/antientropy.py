@@ -253,8 +253,8 @@ class AntiEntropy:
     def on_write(self, key: bytes, token: int, old: bytes | None, new: bytes | None) -> None:
         """Replica write listener: the tree update, plus the GC gate's dead-arrival mark."""
         self.keeper.on_write(key, token, old, new)
-        if new is None:
-            return
+        if new is None or encoded.lives_on_encoded(new):
+            return                                # nothing dead arrived
         ring = self._ring()                       # _has_peers(), inlined: every local write
         if ring is not None and len(ring) > 1:
             now = self.clock.wall_ms()

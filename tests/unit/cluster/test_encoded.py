@@ -33,6 +33,11 @@ def test_value_of_encoded_equals_the_winners_value(siblings, now_ms) -> None:
 def test_is_dead_encoded_equals_is_dead_of_decoded(siblings, now_ms) -> None:
     data = v.encode_siblings(siblings)
     assert e.is_dead_encoded(data, now_ms) == v.is_dead(v.decode_siblings(data), now_ms)
+    one_live_forever = (len(siblings) == 1 and siblings[0].value is not None
+                        and not siblings[0].expire_at_ms)
+    assert e.lives_on_encoded(data) == one_live_forever
+    if e.lives_on_encoded(data):
+        assert not e.is_dead_encoded(data, 2**64 - 1)
 
 
 @given(siblings_st, siblings_st)
@@ -58,6 +63,27 @@ def test_replaces_encoded_the_replica_write_of_a_plain_set() -> None:
     assert e.replaces_encoded(stored, stored) is None
     assert e.replaces_encoded(stored, over[:-1]) is None                 # malformed: decode
     assert e.replaces_encoded(None, over) == (-1, 0, 0, 0)
+
+
+one_actor_sibling = st.builds(
+    lambda counter, seen, tombstone, ts, exp: Sibling(
+        ("n1@a", counter), {"n1@a": seen}, None if tombstone else b"value", ts, exp),
+    st.integers(1, 6), st.integers(0, 6), st.booleans(), st.integers(0, 9), st.integers(0, 9))
+
+
+@given(one_actor_sibling, one_actor_sibling, st.integers(0, 200), st.integers(0, 255))
+@settings(max_examples=500, deadline=None)
+def test_replaces_encoded_one_actor_shortcut_equals_the_general_path(old, new, at, byte) -> None:
+    """The shape of a replica write of a key one node coordinates: the shortcut decides as the
+    entry-by-entry path does, also when the incoming bytes are damaged anywhere."""
+    old_raw, new_raw = v.encode_siblings([old]), v.encode_siblings([new])
+    assert e.replaces_encoded(old_raw, new_raw) == e._replaces_general(old_raw, new_raw)
+    damaged = bytearray(new_raw)
+    damaged[at % len(damaged)] = byte
+    damaged = bytes(damaged)
+    assert e.replaces_encoded(old_raw, damaged) == e._replaces_general(old_raw, damaged)
+    assert e.replaces_encoded(old_raw, damaged[:at % len(damaged)]) == e._replaces_general(
+        old_raw, damaged[:at % len(damaged)])
 
 
 def test_winner_of_encoded_rejects_a_truncated_set() -> None:
