@@ -107,9 +107,12 @@ class PeerTransport:
         `node`; `callback(value, error)` runs exactly once, as for `send`: the item's value
         and None, or None and PeerError with the peer's message when that item failed, or
         the whole request's failure."""
-        link = self._link(node, callback)
-        if link is not None:
-            link.request_item(callback, verb, item, self._deadline(timeout_s))
+        link = self._links.get(node)              # _link(), inlined: twice per replicated GET/SET
+        if link is None or node in self.blocked:
+            link = self._link(node, callback)
+            if link is None:
+                return
+        link.request_item(callback, verb, item, timeout_s)
 
     def _link(self, node: NodeId, callback: Callback) -> "_Link | None":
         """The link to `node` (made on first use); None, with `callback` failed soon, while
@@ -242,12 +245,15 @@ class _Link(asyncio.Protocol):
             self._loop.call_soon(self._flush)
 
     def request_item(self, callback: Callback, verb: bytes, item: tuple[bytes, ...],
-                     deadline: float) -> None:
+                     timeout_s: float | None) -> None:
         batch = self._batches.get(verb)
-        if not self._accepts(callback, batch is None):
-            return
         if batch is None:
-            batch = self._batches[verb] = [[], [], deadline, 0]
+            if not self._accepts(callback, True):
+                return
+            # The batch's deadline is its first item's: one clock read per batch, not per item.
+            batch = self._batches[verb] = [[], [], self._owner._deadline(timeout_s), 0]
+        elif self._state == "idle" and not self._accepts(callback, False):
+            return
         batch[0].append(item)
         batch[1].append(callback)
         batch[3] += len(item[0]) + len(item[1])
