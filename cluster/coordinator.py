@@ -196,7 +196,8 @@ class Coordinator:
             return False
         raw = self.cluster.replica.read_encoded(key, token)
         peers = plan.peers
-        if peers is not None and (raw is None or raw[1:3] == b"\x00\x01"):    # one sibling
+        # raw[1:3]: the set header's u16 sibling count (versioning.py grammar)
+        if peers is not None and (raw is None or raw[1:3] == b"\x00\x01"):
             _, r, _ = self._sizes()
             quick = _QuickRead(self, key, token, plan, raw, r, on_done)
             send_item, item = self.network.transport.send_item, (key, b"")
