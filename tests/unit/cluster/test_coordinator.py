@@ -274,6 +274,10 @@ def test_concurrent_writes_become_siblings_and_are_counted_as_conflicts() -> Non
         siblings = await nodes["a"].get(key)
         assert sorted(s.value for s in siblings) == [b"from-a", b"from-b"]
         assert nodes["a"].stats["conflicts_detected"] == 1
+        await settle()                            # a's copy now holds both (read repair)
+        value, error = await started_get(nodes["a"], key)     # siblings: the merging path
+        assert error is None and value == versioning.winner(siblings, 0).value
+        assert nodes["a"].stats["conflicts_detected"] == 2
     run(scenario())
 
 
