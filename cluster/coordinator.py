@@ -2,7 +2,8 @@
 the quorum, merge, repair. Used only when the ring has more than one node (service.py has the
 single-node fast path).
 
-Not placement (ring.py), not the sibling laws (versioning.py), not storage (replica.py).
+Not placement (ring.py), not the sibling laws (versioning.py), not storage (replica.py), not
+the per-request answer state (inflight.py: Waiter, Read, QuickRead, QuickWrite).
 
 - Effective quorums (DESIGN.md §2): N_eff = min(N, ring size), R_eff = min(R, N_eff),
   W_eff = min(W, N_eff).
@@ -35,7 +36,7 @@ from functools import partial
 import hiredis
 
 from cluster import messages, versioning
-from cluster.encoded import value_of_encoded
+from cluster.inflight import QuickRead, QuickWrite, Read, Waiter
 from cluster.quorum import ReadQuorum, WriteQuorum
 from cluster.replica import TOKEN_LIMIT
 from cluster.ring import Plan, Target, WritePlans
@@ -46,37 +47,6 @@ log = logging.getLogger("cluster.coordinator")
 
 _CALL_ERRORS = (PeerUnavailable, PeerError, TimeoutError, ConnectionError, OSError)
 _UNREAD = object()          # _start_get: the caller has not read the local copy
-
-
-class _Waiter:
-    """Resolves once a quorum (quorum.py) is done. Fed from done-callbacks, so a request
-    creates no task. Either awaited (`wait()`) or told to call `on_done()` once, when done."""
-
-    def __init__(self, quorum) -> None:
-        self.quorum = quorum
-        self._future: asyncio.Future | None = None
-        self.on_done: Callable[[], None] | None = None
-        self.used: set[NodeId] | None = None    # a write's targets and fallbacks, once one fails
-
-    def record(self, node: NodeId, result) -> None:
-        quorum = self.quorum
-        quorum.record(node, result)
-        if quorum.done:
-            future = self._future
-            if future is not None and not future.done():
-                future.set_result(None)
-            on_done = self.on_done
-            if on_done is not None:
-                self.on_done = None
-                on_done()
-
-    def wait(self) -> asyncio.Future:
-        """Return a future resolved once the quorum is done (a plain method, not a coroutine:
-        one coroutine frame less on every request)."""
-        future = self._future = asyncio.get_running_loop().create_future()
-        if self.quorum.done:
-            future.set_result(None)
-        return future
 
 
 class Coordinator:
@@ -186,9 +156,9 @@ class Coordinator:
         forwarding goes through `get()`.
 
         A read whose local copy is one sibling (or none) and whose plan has no fallbacks starts
-        as a `_QuickRead`: while the answers are byte-identical to the local copy (replicas in
+        as a `QuickRead`: while the answers are byte-identical to the local copy (replicas in
         sync: nearly every read) it needs no decoding, quorum objects or merge; the first
-        answer that differs or fails turns it into the general `_Read` (`_QuickRead.escalate`).
+        answer that differs or fails turns it into the general `Read` (`QuickRead.escalate`).
         """
         token = key_token(key)
         plan = self._plan(token)
@@ -199,7 +169,7 @@ class Coordinator:
         # raw[1:3]: the set header's u16 sibling count (versioning.py grammar)
         if peers is not None and (raw is None or raw[1:3] == b"\x00\x01"):
             _, r, _ = self._sizes()
-            quick = _QuickRead(self, key, token, plan, raw, r, on_done)
+            quick = QuickRead(self, key, token, plan, raw, r, on_done)
             send_item, item = self.network.transport.send_item, (key, b"")
             for node in peers:                                   # batched per iteration
                 send_item(node, messages.MGET, item, partial(quick.answer, node))
@@ -210,7 +180,7 @@ class Coordinator:
         self._on_finish(read, on_done)
         return True
 
-    def _on_finish(self, read: "_Read", on_done: Callable) -> None:
+    def _on_finish(self, read: "Read", on_done: Callable) -> None:
         """Call `on_done(value, None)` or `on_done(None, error)` once `read`'s quorum is done."""
         def finished() -> None:
             try:
@@ -232,12 +202,12 @@ class Coordinator:
         return self._finish_get(read)
 
     def _start_get(self, key: bytes, token: int, plan: Plan | None,
-                   local_raw: "bytes | None | object" = _UNREAD) -> "_Read":
+                   local_raw: "bytes | None | object" = _UNREAD) -> "Read":
         """Read the local replica (unless the caller passes what it read) and ask the other
         targets; return the read their answers feed (the local copy counts as the first)."""
         _, r, _ = self._sizes()
         targets = self._targets(token, plan)
-        read = _Read(self, key, token, targets, ReadQuorum(len(targets), r))
+        read = Read(self, key, token, targets, ReadQuorum(len(targets), r))
         send_item = self.network.transport.send_item
         for target in targets:
             if target.node == self.me:
@@ -250,7 +220,7 @@ class Coordinator:
                       read.answer_from(target.node, hint_for))
         return read
 
-    def _finish_get(self, read: "_Read") -> list[Sibling]:
+    def _finish_get(self, read: "Read") -> list[Sibling]:
         """Once the read's quorum is done: the merged siblings (QuorumNotReached if too few
         answered); starts the read repair if every asked replica has answered."""
         quorum = read.waiter.quorum
@@ -310,7 +280,7 @@ class Coordinator:
         `on_done(QuorumNotReached)`, once. Return False, having done nothing, when this node
         is not a primary of the key: forwarding goes through `put()`.
 
-        With every primary up (nearly every write) it is a `_QuickWrite`, which counts acks;
+        With every primary up (nearly every write) it is a `QuickWrite`, which counts acks;
         the first failed send escalates it to the general waiter (hints, fallbacks)."""
         token = key_token(key)
         plan = self._plan(token)
@@ -320,7 +290,7 @@ class Coordinator:
         if peers is not None:
             encoded = self.cluster.blind_write(key, value, 0, token)
             _, _, w = self._sizes()
-            quick = _QuickWrite(self, key, token, plan, encoded, w, on_done)
+            quick = QuickWrite(self, key, token, plan, encoded, w, on_done)
             send_item, item = self.network.transport.send_item, (key, encoded, b"")
             for node in peers:                                   # batched per iteration
                 send_item(node, messages.MPUT, item, partial(quick.ack, node))
@@ -331,7 +301,7 @@ class Coordinator:
         return True
 
     @staticmethod
-    def _on_put_finish(waiter: _Waiter, on_done: Callable) -> None:
+    def _on_put_finish(waiter: Waiter, on_done: Callable) -> None:
         """Call `on_done(None)` or `on_done(QuorumNotReached)` once `waiter`'s quorum is done."""
         def finished() -> None:
             quorum = waiter.quorum
@@ -356,7 +326,7 @@ class Coordinator:
 
     def _start_put(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
                    context: Context | None, local: list[Sibling] | None,
-                   old_raw: bytes | None, plan: Plan | None) -> _Waiter:
+                   old_raw: bytes | None, plan: Plan | None) -> Waiter:
         """Write locally, send the stored set to the other targets; return the waiter their
         acks feed (the local write counts as the first)."""
         n, _, w = self._sizes()
@@ -376,7 +346,7 @@ class Coordinator:
                 if owner not in covered:
                     survivors = survivors or versioning.decode_siblings(encoded)
                     cluster.hints.add(owner, token, key, survivors)
-        waiter = _Waiter(WriteQuorum(len(targets), w))
+        waiter = Waiter(WriteQuorum(len(targets), w))
         waiter.record(self.me, None)
         for target in targets:
             if target.node != self.me:
@@ -384,7 +354,7 @@ class Coordinator:
         return waiter
 
     def _send_put(self, key: bytes, token: int, encoded: bytes, survivors: list[Sibling] | None,
-                  target: Target, waiter: _Waiter, targets: tuple[Target, ...]) -> None:
+                  target: Target, waiter: Waiter, targets: tuple[Target, ...]) -> None:
         def done(_payload, error: Exception | None) -> None:
             if error is None:
                 waiter.record(target.node, None)
@@ -396,7 +366,7 @@ class Coordinator:
                                          (key, encoded, hint_for), done)
 
     def _put_failed(self, key: bytes, token: int, encoded: bytes,
-                    survivors: list[Sibling] | None, target: Target, waiter: _Waiter,
+                    survivors: list[Sibling] | None, target: Target, waiter: Waiter,
                     targets: tuple[Target, ...], error: Exception) -> None:
         """A replica write to `target` failed: hint it here for its owner and, while W is not
         met, send it to the next live node outside the preference list as a fallback."""
@@ -541,190 +511,6 @@ class Coordinator:
     async def stop(self) -> None:
         for task in list(self._background):
             task.cancel()
-
-
-class _Read:
-    """One coordinated read's state, fed by the replicas' answers (no task, no future per
-    replica). A remote answer byte-identical to the local copy reuses the local decode."""
-
-    __slots__ = ("coordinator", "key", "token", "targets", "waiter", "raws", "local",
-                 "answered", "merged_ready", "differs")
-
-    def __init__(self, coordinator: "Coordinator", key: bytes, token: int,
-                 targets: tuple[Target, ...], quorum: ReadQuorum) -> None:
-        self.coordinator = coordinator
-        self.key, self.token, self.targets = key, token, targets
-        self.waiter = _Waiter(quorum)
-        self.raws: dict[NodeId, bytes | None] = {}   # raw answers, for the repair comparison
-        self.local: tuple[bytes | None, list[Sibling]] | None = None
-        self.answered = 0                  # targets that answered or failed
-        self.merged_ready = False          # set once the read has answered its client
-        self.differs = False               # a reply not byte-identical to the local copy came
-
-    def record_local(self, raw: bytes | None) -> None:
-        """The coordinator's own copy, the read's first answer."""
-        me = self.coordinator.me
-        self.raws[me] = raw
-        self.local = (raw, versioning.decode_siblings(raw) if raw else [])
-        self.waiter.record(me, self.local[1])
-        self.answered += 1
-
-    def record_same(self, node: NodeId) -> None:
-        """`node` answered byte for byte the local copy (a _QuickRead hands over its answers)."""
-        self.raws[node] = self.local[0]
-        self.waiter.record(node, self.local[1])
-        self.answered += 1
-
-    def answer_from(self, node: NodeId, hint_for: bytes | None = None):
-        """The callback of `node`'s answer; with `hint_for` (an MGET item), a value refused as
-        too big for the batched answer is asked for again with GET."""
-        if hint_for is None:
-            return lambda payload, error: self.answer(node, payload, error)
-
-        def batched(payload, error: Exception | None) -> None:
-            if error is not None and str(error).endswith(messages.ANSWER_ALONE):
-                self.coordinator._send(node, messages.GET, [self.key, hint_for],
-                                       self.answer_from(node))
-                return
-            self.answer(node, payload, error)
-        return batched
-
-    def answer(self, node: NodeId, raw, error: Exception | None) -> None:
-        if error is not None:
-            self.waiter.record(node, error)
-        else:
-            self.raws[node] = raw
-            local = self.local
-            if local is not None and raw == local[0]:
-                self.waiter.record(node, local[1])     # record() copies the list
-            else:
-                self.differs = True
-                try:
-                    self.waiter.record(node, versioning.decode_siblings(raw) if raw else [])
-                except ValueError as bad:
-                    self.waiter.record(node, bad)
-        self.answered += 1
-        if self.merged_ready and self.answered == len(self.targets):
-            self.coordinator._read_repair(self.key, self.token, self.targets,
-                                          self.waiter.quorum, self.raws)
-
-
-class _QuickWrite:
-    """A plain SET to all N live primaries while every send succeeds: it counts acks and
-    answers after W (the local write counts as the first). The first failed send escalates it
-    to the general `_Waiter`, holding the acks so far, and goes on as `_start_put` would
-    (a hint for the owner, a fallback while W is not met): the same result."""
-
-    __slots__ = ("coordinator", "key", "token", "plan", "encoded", "needed", "on_done",
-                 "acked", "slow")
-
-    def __init__(self, coordinator: "Coordinator", key: bytes, token: int, plan: Plan,
-                 encoded: bytes, w: int, on_done: Callable) -> None:
-        self.coordinator = coordinator
-        self.key, self.token, self.plan, self.encoded = key, token, plan, encoded
-        self.needed = w - 1                 # peer acks still needed besides the local write
-        self.on_done: Callable | None = on_done     # None once the client has its answer
-        self.acked: list[NodeId] = []
-        self.slow: _Waiter | None = None
-
-    def answer(self) -> None:
-        on_done, self.on_done = self.on_done, None
-        on_done(None)
-
-    def ack(self, node: NodeId, _payload, error: Exception | None) -> None:
-        """`node`'s answer to its MPUT item (a transport callback)."""
-        slow = self.slow
-        if error is None:
-            if slow is not None:
-                slow.record(node, None)
-                return
-            self.acked.append(node)
-            if self.on_done is not None and len(self.acked) >= self.needed:
-                self.answer()
-            return
-        waiter = slow if slow is not None else self.escalate()
-        self.coordinator._put_failed(self.key, self.token, self.encoded, None, Target(node),
-                                     waiter, self.plan.targets, error)
-
-    def escalate(self) -> _Waiter:
-        """The general write's waiter, fed the acks so far; it answers the client if this
-        has not."""
-        coordinator = self.coordinator
-        _, _, w = coordinator._sizes()
-        waiter = self.slow = _Waiter(WriteQuorum(len(self.plan.targets), w))
-        waiter.record(coordinator.me, None)
-        for node in self.acked:
-            waiter.record(node, None)
-        if self.on_done is not None:
-            coordinator._on_put_finish(waiter, self.on_done)
-            self.on_done = None
-        return waiter
-
-
-class _QuickRead:
-    """A GET while every answer is byte-identical to the local copy, a one-sibling set or
-    absent (encodings are canonical: equal bytes, equal sets). Then the merge is the local
-    copy, nothing is stale, and the value comes straight from its bytes. The first answer that
-    differs or fails escalates to a `_Read` holding the same answers, which merges, answers
-    the client if this has not yet, and repairs: the same result as a `_Read` from the start.
-    """
-
-    __slots__ = ("coordinator", "key", "token", "plan", "raw", "needed", "on_done", "same",
-                 "slow")
-
-    def __init__(self, coordinator: "Coordinator", key: bytes, token: int, plan: Plan,
-                 raw: bytes | None, r: int, on_done: Callable) -> None:
-        self.coordinator = coordinator
-        self.key, self.token, self.plan, self.raw = key, token, plan, raw
-        self.needed = r - 1                 # equal answers still needed besides the local copy
-        self.on_done: Callable | None = on_done     # None once the client has its answer
-        self.same: list[NodeId] = []        # peers that answered the local copy's bytes
-        self.slow: _Read | None = None
-
-    def answer_local(self) -> None:
-        """Answer the client from the local copy (R reached)."""
-        on_done, self.on_done = self.on_done, None
-        raw = self.raw
-        try:
-            value = None if raw is None else value_of_encoded(
-                raw, self.coordinator.cluster.clock.wall_ms)
-        except Exception as error:          # any failure answers the client (never a hang)
-            on_done(None, error)
-            return
-        on_done(value, None)
-
-    def answer(self, node: NodeId, payload, error: Exception | None) -> None:
-        """`node`'s MGET answer (a transport callback)."""
-        slow = self.slow
-        if slow is not None:
-            slow.answer(node, payload, error)
-        elif error is None and payload == self.raw:
-            self.same.append(node)
-            if self.on_done is not None and len(self.same) >= self.needed:
-                self.answer_local()
-        elif error is not None and str(error).endswith(messages.ANSWER_ALONE):
-            # too big for a batched answer: ask alone (as _Read.answer_from)
-            self.coordinator._send(node, messages.GET, [self.key, b""],
-                                   partial(self.answer, node))
-        else:
-            self.escalate().answer(node, payload, error)
-
-    def escalate(self) -> "_Read":
-        """The general read, fed the answers so far; it answers the client if this has not."""
-        coordinator = self.coordinator
-        _, r, _ = coordinator._sizes()
-        targets = self.plan.targets
-        slow = self.slow = _Read(coordinator, self.key, self.token, targets,
-                                 ReadQuorum(len(targets), r))
-        slow.record_local(self.raw)
-        for node in self.same:
-            slow.record_same(node)
-        if self.on_done is None:
-            slow.merged_ready = True        # answered already: only the repair is left
-        else:
-            coordinator._on_finish(slow, self.on_done)
-            self.on_done = None
-        return slow
 
 
 def _failure(future: asyncio.Future) -> Exception | None:

@@ -410,7 +410,7 @@ def test_a_failing_read_answers_a_started_get_with_an_error_not_a_hang(monkeypat
         def broken(*args):
             raise RuntimeError("a bug in the read")
         if path == "quick":
-            monkeypatch.setattr("cluster.coordinator.value_of_encoded", broken)
+            monkeypatch.setattr("cluster.inflight.value_of_encoded", broken)
         else:
             nodes["a"].blind_write(b"k", b"local only")     # a's copy alone: answers differ
             monkeypatch.setattr(nodes["a"].coordinator, "_finish_get", broken)
