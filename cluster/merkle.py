@@ -51,7 +51,6 @@ SEGMENTS = 1 << SEGMENT_BITS
 _FANOUT_BITS = 4                        # wire: never change
 FANOUT = 1 << _FANOUT_BITS
 DEPTH = SEGMENT_BITS // _FANOUT_BITS    # levels below the root; level DEPTH = leaves
-assert DEPTH == 4, "MerkleTree.toggle is unrolled for depth 4"
 TOKEN_LIMIT = 1 << 64
 HASH_BYTES = 16
 _SEGMENT_SHIFT = 64 - SEGMENT_BITS
@@ -85,24 +84,32 @@ def item_hash(key: bytes, digest: bytes) -> int:
 class MerkleTree:
     """XOR Merkle tree over the 65536 segments. Event-loop thread only (not locked).
 
-    Invariant: `levels[d][i]` == XOR of `levels[d + 1][FANOUT * i .. FANOUT * i + FANOUT - 1]`
-    and `levels[DEPTH][s]` == XOR of `item_hash` over the stored keys of segment `s`.
+    Invariant, whenever `levels` is read: `levels[d][i]` == XOR of
+    `levels[d + 1][FANOUT * i .. FANOUT * i + FANOUT - 1]` and `levels[DEPTH][s]` == XOR of
+    `item_hash` over the stored keys of segment `s`. A change updates its leaf and notes the
+    leaf's parent as stale; the inner levels are brought up to date when next read (`levels`,
+    `root`, `children`, ...). Every write pays one leaf XOR instead of DEPTH + 1 (measured:
+    the eager walk was a fifth of a replica write's Merkle cost), and an exchange, which reads
+    inner nodes a few times a round, pays for the stale paths once.
     `changes` counts toggles, so a cached view can tell it is stale. `count` is the number of
     items as far as `update` saw them (an estimate after `set_leaf` or a restore: it only
     steers the exchange's cost model, never correctness).
     """
 
-    __slots__ = ("levels", "changes", "count")
+    __slots__ = ("_levels", "_stale", "_leaves", "changes", "count")
 
     def __init__(self, leaves: list[int] | None = None) -> None:
         leaf_level = list(leaves) if leaves is not None else [0] * SEGMENTS
         if len(leaf_level) != SEGMENTS:
             raise ValueError(f"expected {SEGMENTS} leaves, got {len(leaf_level)}")
-        self.levels: list[list[int]] = [leaf_level]
+        levels: list[list[int]] = [leaf_level]
         for _ in range(DEPTH):
-            below = self.levels[0]
-            self.levels.insert(0, [_xor_all(below[i:i + FANOUT])
-                                   for i in range(0, len(below), FANOUT)])
+            below = levels[0]
+            levels.insert(0, [_xor_all(below[i:i + FANOUT])
+                              for i in range(0, len(below), FANOUT)])
+        self._levels = levels
+        self._leaves = leaf_level
+        self._stale: set[int] = set()       # level DEPTH - 1 nodes whose leaves changed
         self.changes = 0
         self.count = 0
 
@@ -120,43 +127,53 @@ class MerkleTree:
     # --- changes -------------------------------------------------------------------------
 
     def toggle(self, segment: int, value: int) -> None:
-        """XOR `value` into a leaf and its ancestors: O(DEPTH). Adding == removing."""
-        root, l1, l2, l3, leaves = self.levels         # unrolled for DEPTH == 4: the write path
-        leaves[segment] ^= value
-        l3[segment >> 4] ^= value
-        l2[segment >> 8] ^= value
-        l1[segment >> 12] ^= value
-        root[0] ^= value
+        """XOR `value` into a leaf (its ancestors follow when read). Adding == removing."""
+        self._leaves[segment] ^= value
+        self._stale.add(segment >> _FANOUT_BITS)
         self.changes += 1
 
     def update(self, token: int, key: bytes, old_digest: bytes | None,
                new_digest: bytes | None) -> None:
         """Record that `key` changed from `old_digest` to `new_digest` (None = absent)."""
-        hash128 = mmh3.hash128
+        hash128 = mmh3.hash128                    # unsigned by default: item_hash, inlined
         if old_digest is None:
             value = 0
             self.count += 1
         else:
-            value = hash128(key + old_digest, signed=False)
+            value = hash128(key + old_digest)
         if new_digest is not None:
-            value ^= hash128(key + new_digest, signed=False)
+            value ^= hash128(key + new_digest)
         else:
             self.count -= 1
         if value:                                 # toggle(), inlined: every local write
             segment = token >> _SEGMENT_SHIFT
-            root, l1, l2, l3, leaves = self.levels
-            leaves[segment] ^= value
-            l3[segment >> 4] ^= value
-            l2[segment >> 8] ^= value
-            l1[segment >> 12] ^= value
-            root[0] ^= value
+            self._leaves[segment] ^= value
+            self._stale.add(segment >> _FANOUT_BITS)
             self.changes += 1
 
     def set_leaf(self, segment: int, value: int) -> None:
         """Replace one leaf (after rescanning its segment)."""
-        old = self.levels[DEPTH][segment]
+        old = self._leaves[segment]
         if old != value:
             self.toggle(segment, old ^ value)
+
+    @property
+    def levels(self) -> list[list[int]]:
+        """All levels, root first, the inner ones brought up to date."""
+        if self._stale:
+            self._settle()
+        return self._levels
+
+    def _settle(self) -> None:
+        """Recompute the inner nodes above the leaves changed since the last read."""
+        levels, stale = self._levels, sorted(self._stale)
+        self._stale = set()
+        for depth in range(DEPTH - 1, -1, -1):
+            level, below = levels[depth], levels[depth + 1]
+            for index in stale:
+                first = index << _FANOUT_BITS
+                level[index] = _xor_all(below[first:first + FANOUT])
+            stale = sorted({index >> _FANOUT_BITS for index in stale})
 
     # --- reading -------------------------------------------------------------------------
 
@@ -166,7 +183,7 @@ class MerkleTree:
 
     @property
     def leaves(self) -> list[int]:
-        return self.levels[DEPTH]
+        return self._leaves
 
     def node(self, level: int, index: int) -> int:
         return self.levels[level][index]
@@ -179,7 +196,7 @@ class MerkleTree:
     def restricted(self, full: Iterable[int], partial: Mapping[int, int]) -> MerkleTree:
         """Return a view keeping the leaves of segments `full`, taking `partial` leaves as
         given (hashes of the shared part of a cut segment), and zero elsewhere. O(SEGMENTS)."""
-        mine = self.levels[DEPTH]
+        mine = self._leaves
         leaves = [0] * SEGMENTS
         for segment in full:
             leaves[segment] = mine[segment]
