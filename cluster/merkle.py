@@ -90,7 +90,8 @@ class MerkleTree:
     leaf's parent as stale; the inner levels are brought up to date when next read (`levels`,
     `root`, `children`, ...). Every write pays one leaf XOR instead of DEPTH + 1 (measured:
     the eager walk was a fifth of a replica write's Merkle cost), and an exchange, which reads
-    inner nodes a few times a round, pays for the stale paths once.
+    inner nodes a few times a round, pays for the stale paths once: ~1 ms after 300 writes,
+    8 ms at most (every segment changed; measured on this 2-core machine).
     `changes` counts toggles, so a cached view can tell it is stale. `count` is the number of
     items as far as `update` saw them (an estimate after `set_leaf` or a restore: it only
     steers the exchange's cost model, never correctness).
