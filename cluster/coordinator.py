@@ -36,6 +36,7 @@ from functools import partial
 import hiredis
 
 from cluster import messages, versioning
+from cluster.encoded import is_one_sibling_encoded
 from cluster.inflight import QuickRead, QuickWrite, Read, Waiter
 from cluster.quorum import ReadQuorum, WriteQuorum
 from cluster.replica import TOKEN_LIMIT
@@ -166,8 +167,7 @@ class Coordinator:
             return False
         raw = self.cluster.replica.read_encoded(key, token)
         peers = plan.peers
-        # raw[1:3]: the set header's u16 sibling count (versioning.py grammar)
-        if peers is not None and (raw is None or raw[1:3] == b"\x00\x01"):
+        if peers is not None and (raw is None or is_one_sibling_encoded(raw)):
             _, r, _ = self._sizes()
             quick = QuickRead(self, key, token, plan, raw, r, on_done)
             send_item, item = self.network.transport.send_item, (key, b"")
@@ -177,10 +177,10 @@ class Coordinator:
                 quick.answer_local()
             return True
         read = self._start_get(key, token, plan, raw)
-        self._on_finish(read, on_done)
+        self._on_get_finish(read, on_done)
         return True
 
-    def _on_finish(self, read: "Read", on_done: Callable) -> None:
+    def _on_get_finish(self, read: "Read", on_done: Callable) -> None:
         """Call `on_done(value, None)` or `on_done(None, error)` once `read`'s quorum is done."""
         def finished() -> None:
             try:
@@ -190,10 +190,7 @@ class Coordinator:
                 return
             on_done(current.value if current is not None else None, None)
 
-        if read.waiter.quorum.done:
-            finished()
-        else:
-            read.waiter.on_done = finished
+        read.waiter.then(finished)
 
     async def _coordinate_get(self, key: bytes, token: int, plan: Plan | None = None
                               ) -> list[Sibling]:
@@ -308,10 +305,7 @@ class Coordinator:
             on_done(None if quorum.succeeded
                     else QuorumNotReached("write", len(quorum.acks), quorum.w))
 
-        if waiter.quorum.done:
-            finished()
-        else:
-            waiter.on_done = finished
+        waiter.then(finished)
 
     async def _coordinate_put(self, key: bytes, token: int, value: bytes | None,
                               expire_at_ms: int, context: Context | None,

@@ -9,6 +9,7 @@ one-sibling set and defer to the decoding path for everything else:
     winner_of_encoded(d, now)     winner(decode(d), now)               MGET, GET with options
     is_dead_encoded(d, now)       is_dead(decode(d), now)              GC gate, every replica write
     lives_on_encoded(d)           not is_dead(decode(d), t) for every t  (its cheap pre-check)
+    is_one_sibling_encoded(d)     len(decode(d)) == 1                  a quick read's gate
     overwrite_encoded(d, a, ...)  encode(write(decode(d), join, a, ...))  every plain SET
     replaces_encoded(old, new)    is sync(decode(old), decode(new)) == decode(new)?  replica PUT
 
@@ -27,7 +28,7 @@ from cluster.versioning import (
 )
 
 __all__ = ["value_of_encoded", "winner_of_encoded", "is_dead_encoded", "lives_on_encoded",
-           "overwrite_encoded", "replaces_encoded"]
+           "is_one_sibling_encoded", "overwrite_encoded", "replaces_encoded"]
 
 # set header + the first sibling's head, skipping its dot and timestamp: what a read needs
 _ONE_HEAD = struct.Struct(">BHHBH2x8x8xQI")
@@ -85,6 +86,11 @@ def winner_of_encoded(data: bytes, now_ms: int) -> Current | None:
     _set_current_value(current, data[start:end])
     _set_current_exp(current, expire_at_ms)
     return current
+
+
+def is_one_sibling_encoded(data: bytes) -> bool:
+    """True if `data` holds exactly one sibling (its set header's count; not validated)."""
+    return data[1:3] == _ONE
 
 
 def lives_on_encoded(data: bytes) -> bool:

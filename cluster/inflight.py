@@ -53,6 +53,13 @@ class Waiter:
                 self.on_done = None
                 on_done()
 
+    def then(self, on_done: Callable[[], None]) -> None:
+        """Call `on_done()` once the quorum is done: now if it is, else from `record`."""
+        if self.quorum.done:
+            on_done()
+        else:
+            self.on_done = on_done
+
     def wait(self) -> asyncio.Future:
         """Return a future resolved once the quorum is done (a plain method, not a coroutine:
         one coroutine frame less on every request)."""
@@ -241,6 +248,6 @@ class QuickRead:
         if self.on_done is None:
             slow.merged_ready = True        # answered already: only the repair is left
         else:
-            coordinator._on_finish(slow, self.on_done)
+            coordinator._on_get_finish(slow, self.on_done)
             self.on_done = None
         return slow

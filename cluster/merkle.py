@@ -109,7 +109,7 @@ class MerkleTree:
             levels.insert(0, [_xor_all(below[i:i + FANOUT])
                               for i in range(0, len(below), FANOUT)])
         self._levels = levels
-        self._leaves = leaf_level
+        self._leaves = leaf_level               # levels[DEPTH], one attribute load per write
         self._stale: set[int] = set()       # level DEPTH - 1 nodes whose leaves changed
         self.changes = 0
         self.count = 0
@@ -167,14 +167,14 @@ class MerkleTree:
 
     def _settle(self) -> None:
         """Recompute the inner nodes above the leaves changed since the last read."""
-        levels, stale = self._levels, sorted(self._stale)
+        levels, stale = self._levels, self._stale
         self._stale = set()
         for depth in range(DEPTH - 1, -1, -1):
             level, below = levels[depth], levels[depth + 1]
             for index in stale:
                 first = index << _FANOUT_BITS
                 level[index] = _xor_all(below[first:first + FANOUT])
-            stale = sorted({index >> _FANOUT_BITS for index in stale})
+            stale = {index >> _FANOUT_BITS for index in stale}
 
     # --- reading -------------------------------------------------------------------------
 

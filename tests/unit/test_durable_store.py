@@ -64,9 +64,12 @@ def test_reply_barrier_one_wal_write_per_iteration_then_the_replies(policy: str)
             tick.add_done_callback(lambda t, c=client: released.append((c, list(engine.events))))
         assert ticks[0] is ticks[1] is ticks[2] and not ticks[0].done()
         assert released == [] and "flush" not in engine.events
-        # The contract is "the next loop pass" (Redis's beforeSleep), so one pass is what
-        # this waits for, not a condition that could come later.
-        await asyncio.sleep(0)
+        # The contract is "the next loop pass" (Redis's beforeSleep): a callback queued now
+        # runs in that pass, after the tick's, and records what had happened by then.
+        loop = asyncio.get_running_loop()
+        next_pass = loop.create_future()
+        loop.call_soon(lambda: next_pass.set_result(list(engine.events)))
+        assert (await next_pass).count("flush") == 1
         assert engine.events.count("flush") == 1 and "sync" not in engine.events
         assert [c for c, _ in released] == ["a", "b", "c"]
         assert all(events[-1] == "flush" for _, events in released)   # after the write

@@ -36,6 +36,7 @@ def test_is_dead_encoded_equals_is_dead_of_decoded(siblings, now_ms) -> None:
     one_live_forever = (len(siblings) == 1 and siblings[0].value is not None
                         and not siblings[0].expire_at_ms)
     assert e.lives_on_encoded(data) == one_live_forever
+    assert e.is_one_sibling_encoded(data) == (len(siblings) == 1)
     if e.lives_on_encoded(data):
         assert not e.is_dead_encoded(data, 2**64 - 1)
 
