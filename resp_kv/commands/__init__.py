@@ -139,8 +139,12 @@ class Dispatcher:
                 if in_flight is not None:
                     # Ordering barrier: a command touching a key still in flight, or with no
                     # key at all (DBSIZE, SCAN, QUIT...), waits for everything started before it.
-                    keys = _keys(args, key_at)
-                    if keys is None or not in_flight.isdisjoint(keys):
+                    if key_at.__class__ is int:
+                        overtakes = args[key_at] in in_flight
+                    else:
+                        keys = _keys(args, key_at)
+                        overtakes = keys is None or not in_flight.isdisjoint(keys)
+                    if overtakes:
                         await _settle(out)
                         in_flight = None
                 session.last_command = args[0]
@@ -166,6 +170,12 @@ class Dispatcher:
                     # place in `out`; _settle() fills it in before anything is written.
                     out.append(_in_background(PendingReply(self, coro, yielded, args))
                                if reply is NOT_NOW else reply)
+                    if key_at.__class__ is int:     # one key (GET, SET...): no list made
+                        if in_flight is None:
+                            in_flight = {args[key_at]}
+                        else:
+                            in_flight.add(args[key_at])
+                        continue
                     keys = _keys(args, key_at)
                     if keys is None:                # keyless: nothing may overtake it
                         await _settle(out)
@@ -305,18 +315,23 @@ _FAST_CACHE: dict[int, dict[bytes, tuple]] = {}
 _ORDER_FREE = frozenset((b"PING", b"ECHO"))
 
 
-def _key_positions(spec: CommandSpec) -> tuple[int, int, int] | None:
-    """(first, last, step) of the spec's keys; None = orders with everything (see drain)."""
+def _key_positions(spec: CommandSpec) -> int | tuple[int, int, int] | None:
+    """The index of a one-key command's key; else (first, last, step) of the spec's keys;
+    None = orders with everything (see drain)."""
     if spec.name in _ORDER_FREE:
         return (0, -1, 0)                        # no keys, never a barrier
     if spec.first_key <= 0 or spec.key_step <= 0:
         return None
+    if spec.first_key == spec.last_key:
+        return spec.first_key
     return (spec.first_key, spec.last_key, spec.key_step)
 
 
-def _keys(args: list[bytes], key_at: tuple[int, int, int] | None) -> list[bytes] | None:
+def _keys(args: list[bytes], key_at: int | tuple[int, int, int] | None) -> list[bytes] | None:
     """The keys among `args` per COMMAND key positions, or None for an order-sensitive
     keyless command."""
+    if key_at.__class__ is int:
+        return [args[key_at]]
     if key_at is None:
         return None
     first, last, step = key_at
