@@ -42,18 +42,21 @@ class Backend(Protocol):
         """GET's answer (the live value or None) if it needs no waiting, else NOT_NOW."""
 
     def get_started(self, key: bytes,
-                    on_done: Callable[[bytes | None, CommandError | None], None]) -> bool:
+                    on_done: Callable[[bytes | None, Exception | None], None]) -> bool:
         """GET driven by callbacks, when `get_value_now` said NOT_NOW: True if started (then
         `on_done(live value or None, None)` or `on_done(None, error)`, once), False if it
-        must go through `get()`."""
+        must go through `get()`. The error is the store's: `client_error` makes the reply."""
 
     def put_now(self, key: bytes, value: bytes) -> bool:
         """A plain blind put done at once if it needs no waiting (then True), else False."""
 
     def put_started(self, key: bytes, value: bytes,
-                    on_done: Callable[[CommandError | None], None]) -> bool:
+                    on_done: Callable[[Exception | None], None]) -> bool:
         """A plain blind put driven by callbacks: True if started (then `on_done(None)` on
         success or `on_done(error)`, once), False if it must go through `put()`."""
+
+    def client_error(self, error: Exception) -> CommandError:
+        """The reply for an error a `*_started` callback reported."""
 
     async def mutate(self, key: bytes, mutator: str, args: list[bytes]) -> object:
         """Run the named read-modify-write at the key's coordinator; return its reply."""
@@ -98,8 +101,11 @@ class ClusterBackend:
     def __init__(self, cluster, local_info) -> None:
         self._cluster = cluster
         self._local_info = local_info   # () -> dict of storage INFO fields
-        # Backend.get_value_now: the cluster's own method, no frame of ours (every GET)
+        # The cluster's own methods, no frame of ours (every GET, every SET); what their
+        # callbacks report as errors becomes a reply through `client_error`, off the hot path.
         self.get_value_now = cluster.value_now
+        self.get_started = cluster.get_started
+        self.put_started = cluster.put_started
 
     async def get(self, key: bytes) -> Current | None:
         cluster = self._cluster
@@ -110,18 +116,6 @@ class ClusterBackend:
         except _CLUSTER_ERRORS as error:
             raise _client_error(error) from None
 
-    def get_started(self, key: bytes,
-                    on_done: Callable[[bytes | None, CommandError | None], None]) -> bool:
-        def done(value: bytes | None, error: Exception | None) -> None:
-            if error is None:
-                on_done(value, None)
-            elif isinstance(error, _CLUSTER_ERRORS):
-                on_done(None, _client_error(error))
-            else:                       # a bug: what the async path says
-                log.error("replicated GET failed: %r", error)
-                on_done(None, CommandError("internal error"))
-        return self._cluster.get_started(key, done)
-
     def put_now(self, key: bytes, value: bytes) -> bool:
         cluster = self._cluster
         if cluster.solo:
@@ -129,11 +123,11 @@ class ClusterBackend:
             return True
         return False
 
-    def put_started(self, key: bytes, value: bytes,
-                    on_done: Callable[[CommandError | None], None]) -> bool:
-        def done(error: Exception | None) -> None:
-            on_done(None if error is None else _client_error(error))
-        return self._cluster.put_started(key, value, done)
+    def client_error(self, error: Exception) -> CommandError:
+        if isinstance(error, _CLUSTER_ERRORS):
+            return _client_error(error)
+        log.error("replicated command failed: %r", error)   # a bug: what the async path says
+        return CommandError("internal error")
 
     async def get_many(self, keys: list[bytes]) -> list[Current | None]:
         try:

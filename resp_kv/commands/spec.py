@@ -9,20 +9,18 @@ excludes the command name. It parses, calls `session.backend`, and returns a rep
 A command may also have a `now` handler: `def now(session, argv) -> Reply | NOT_NOW`, with
 `argv` INCLUDING the name, a plain function the dispatcher tries first. It answers when the
 backend can without waiting (a single node), or returns an asyncio Future of the ENCODED reply
-when the backend started the work with callbacks (`started_reply`: a replicated SET), or
+when the backend started the work with callbacks (a replicated GET or SET), or
 returns `NOT_NOW`, and then the async handler runs. Only the hottest commands have one (GET,
 SET): it saves the coroutine layers and, in a cluster, the task per command.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from resp_kv.reply import NOT_NOW
 from resp_kv.resp import encode_error
 
 if TYPE_CHECKING:
@@ -51,22 +49,10 @@ class CommandSpec:
     now: NowHandler | None = None   # the synchronous attempt (module docstring)
 
 
-def started_reply(session: "Session", start: Callable[[Callable], bool], ok: bytes | None) -> Any:
-    """For a `now` handler: call `start(on_done)` (a backend `*_started` method); if it
-    started, return a Future of the encoded reply, else NOT_NOW. `on_done(error, encoded=None)`
-    settles it: the error's reply, else `encoded`, else `ok`."""
-    future = (session.loop or asyncio.get_running_loop()).create_future()
-
-    def on_done(error: Exception | None, encoded: bytes | None = None) -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(ok if encoded is None else encoded)
-        else:
-            session.server.total_error_replies += 1
-            future.set_result(encode_error(error))
-
-    return future if start(on_done) else NOT_NOW
+def started_error(session: "Session", error: Exception) -> bytes:
+    """The encoded reply for an error a backend `*_started` callback reported (counted)."""
+    session.server.total_error_replies += 1
+    return encode_error(session.backend.client_error(error))
 
 
 _client_ids = itertools.count(1)

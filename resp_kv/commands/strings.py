@@ -21,10 +21,11 @@ not do. A plain SET (no NX/XX/GET/KEEPTTL) is a blind put with no read, and clea
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from resp_kv.commands.mutations import LLONG_MAX, LLONG_MIN, parse_ll, parse_long_double
-from resp_kv.commands.spec import CommandSpec, Session, started_reply
+from resp_kv.commands.spec import CommandSpec, Session, started_error
 from resp_kv.errors import CommandError, NotAFloat, NotAnInteger, SyntaxErr, WrongArity
 from resp_kv.reply import NOT_NOW, OK
 
@@ -56,16 +57,22 @@ def _absolute_expiry(text: bytes, unit_ms: int, relative: bool, command: str) ->
 
 
 def get_now(session: Session, argv: list[bytes]) -> object:
-    backend = session.backend
-    reply = backend.get_value_now(argv[1])
+    backend, key = session.backend, argv[1]
+    reply = backend.get_value_now(key)
     if reply is not NOT_NOW:
         return reply
-    key, nil = argv[1], b"$-1\r\n" if session.protocol == 2 else b"_\r\n"
+    # A replicated read, answered from callbacks: a Future of the encoded reply (spec.py).
+    future = (session.loop or asyncio.get_running_loop()).create_future()
+    nil = b"$-1\r\n" if session.protocol == 2 else b"_\r\n"
 
-    def start(on_done) -> bool:              # a replicated read: answered from callbacks
-        return backend.get_started(key, lambda value, error: on_done(
-            error, nil if value is None else b"$%d\r\n%s\r\n" % (len(value), value)))
-    return started_reply(session, start, None)
+    def on_done(value: bytes | None, error: Exception | None) -> None:
+        if future.done():                   # cancelled: the client went away
+            return
+        if error is not None:
+            future.set_result(started_error(session, error))
+        else:
+            future.set_result(nil if value is None else b"$%d\r\n%s\r\n" % (len(value), value))
+    return future if backend.get_started(key, on_done) else NOT_NOW
 
 
 def set_now(session: Session, argv: list[bytes]) -> object:
@@ -74,7 +81,12 @@ def set_now(session: Session, argv: list[bytes]) -> object:
     backend, key, value = session.backend, argv[1], argv[2]
     if backend.put_now(key, value):
         return OK
-    return started_reply(session, lambda done: backend.put_started(key, value, done), _OK_BYTES)
+    future = (session.loop or asyncio.get_running_loop()).create_future()
+
+    def on_done(error: Exception | None) -> None:
+        if not future.done():               # cancelled: the client went away
+            future.set_result(_OK_BYTES if error is None else started_error(session, error))
+    return future if backend.put_started(key, value, on_done) else NOT_NOW
 
 
 async def get(session: Session, args: list[bytes]) -> object:

@@ -14,6 +14,7 @@ import time
 
 from cluster.types import Current
 from resp_kv.commands.mutations import MUTATORS
+from resp_kv.errors import CommandError
 from resp_kv.reply import NOT_NOW
 
 
@@ -85,6 +86,9 @@ class FakeBackend:
             on_done(None)
         loop.call_soon(finish)
         return True
+
+    def client_error(self, error: Exception) -> CommandError:
+        return error if isinstance(error, CommandError) else CommandError(str(error))
 
     async def get_many(self, keys: list[bytes]) -> list[Current | None]:
         await self._maybe_suspend()

@@ -420,5 +420,6 @@ def test_a_failing_read_answers_a_started_get_with_an_error_not_a_hang(monkeypat
         await until(lambda: answers)
         await settle()
         assert len(answers) == 1 and answers[0][0] is None
-        assert isinstance(answers[0][1], CommandError) and "internal error" in str(answers[0][1])
+        reply = backend.client_error(answers[0][1])
+        assert isinstance(reply, CommandError) and "internal error" in str(reply)
     run(scenario())
