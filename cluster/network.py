@@ -107,7 +107,9 @@ class Network:
                 # This node just joined (new, or restarted): pull its ranges from the peers.
                 # Nodes already in the cluster do not re-pull when another one joins.
                 self._streamed = False
-        self.alive = frozenset(alive) | {self.me}
+        alive = frozenset(alive) | {self.me}
+        if alive != self.alive:         # kept when equal: plans are cached per alive set
+            self.alive = alive
         self.cluster.set_solo(len(self.ring) == 1, self.coordinator)
         if not self._streamed and len(self.alive) > 1:
             self._streamed = True

@@ -215,25 +215,31 @@ class WritePlans:
     mutated, so an entry never goes stale (at most one per vnode). Hot: every replicated
     request plans."""
 
-    __slots__ = ("ring", "n", "alive", "me", "_by_vnode")
+    __slots__ = ("ring", "n", "alive", "me", "_by_vnode", "_tokens")
 
     def __init__(self, ring: Ring, n: int, alive: Set[NodeId], me: NodeId) -> None:
         self.ring, self.n, self.alive, self.me = ring, n, alive, me
-        self._by_vnode: dict[int, Plan] = {}
+        self._by_vnode: dict[int, Plan] = {}     # bisect index (len(tokens) wraps to 0) -> plan
+        self._tokens = ring._tokens
 
     def plan(self, token: int) -> Plan:
+        plan = self._by_vnode.get(bisect_left(self._tokens, token))   # Ring._index, inlined
+        return plan if plan is not None else self._make(token)
+
+    def _make(self, token: int) -> Plan:
         ring = self.ring
         if not ring._tokens:
             return Plan((), ring, self.alive, False)
+        targets = tuple(plan_writes(ring, token, self.n, self.alive))
+        primary = any(t.node == self.me and t.hint_for is None for t in targets)
+        peers = None
+        if primary and len(targets) == self.n and all(t.hint_for is None for t in targets):
+            peers = tuple(t.node for t in targets if t.node != self.me)
+        plan = Plan(targets, ring, self.alive, primary, peers)
         index = ring._index(token)
-        plan = self._by_vnode.get(index)
-        if plan is None:
-            targets = tuple(plan_writes(ring, token, self.n, self.alive))
-            primary = any(t.node == self.me and t.hint_for is None for t in targets)
-            peers = None
-            if primary and len(targets) == self.n and all(t.hint_for is None for t in targets):
-                peers = tuple(t.node for t in targets if t.node != self.me)
-            plan = self._by_vnode[index] = Plan(targets, ring, self.alive, primary, peers)
+        self._by_vnode[index] = plan
+        if index == 0:                           # tokens past the last vnode's wrap to it
+            self._by_vnode[len(ring._tokens)] = plan
         return plan
 
 

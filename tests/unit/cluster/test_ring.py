@@ -176,7 +176,8 @@ def test_write_plans_cache_is_plan_writes_and_knows_the_primaries(toks, n, down,
     ring = Ring(NODES, 8)
     alive = frozenset(NODES) - down | {me}
     plans = WritePlans(ring, n, alive, me)
-    for token in toks + toks:                       # the second pass answers from the cache
+    ends = [0, RING_SIZE - 1, ring._tokens[0], ring._tokens[-1], ring._tokens[-1] + 1]
+    for token in toks + ends + toks + ends:       # the second pass answers from the cache
         targets, plan_ring, plan_alive, primary, peers = plans.plan(token)
         assert list(targets) == plan_writes(ring, token, n, alive)
         assert plan_ring is ring and plan_alive is alive
