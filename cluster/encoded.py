@@ -34,6 +34,7 @@ __all__ = ["value_of_encoded", "winner_of_encoded", "is_dead_encoded", "lives_on
 _ONE_HEAD = struct.Struct(">BHHBH2x8x8xQI")
 _set_current_value, _set_current_exp = Current.value.__set__, Current.expire_at_ms.__set__
 _ONE = b"\x00\x01"                         # a u16 1: one sibling, or one context entry
+_NO_CONTEXT = bytes(2)                      # a u16 0: no context entries
 _NO_EXPIRY = bytes(8)                       # a one-sibling set's expire_at_ms (_ONE_HEAD) of 0
 
 
@@ -216,6 +217,20 @@ def replaces_encoded(old: bytes | None, new: bytes) -> tuple[int, int, int, int]
                 if fn[6] == fo[6] or fn[11] < fo[6] or fo[11] >= fn[6]:
                     return None             # the same dot, concurrent, or obsolete here
                 return fo[3], fo[8], fn[3], fn[8]
+    elif old is None and new[1:3] == _ONE and new[6:8] == _NO_CONTEXT:
+        # A key's first write (one sibling, empty context): nothing to compare, only the
+        # incoming set to validate as `_one_sibling` does. An actor table is valid once it is
+        # in the decode cache; any other goes the general way.
+        st = _ONE_STRUCTS.get(0) or _one_struct(0)
+        if len(new) >= st.size:
+            fn = st.unpack_from(new)
+            # f: version n_sib actors_len flags n_ctx dot_actor dot_counter ts exp value_len
+            size = fn[2]
+            if (fn[0] == FORMAT_VERSION and st.size + fn[9] + size == len(new)
+                    and (fn[3] == 0 or (fn[3] == _FLAG_TOMBSTONE and not fn[9]))
+                    and size and (actors := _ACTOR_CACHE.get(new[-size:])) is not None
+                    and fn[5] < len(actors)):
+                return -1, 0, fn[3], fn[8]
     return _replaces_general(old, new)
 
 

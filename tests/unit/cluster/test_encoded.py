@@ -87,6 +87,29 @@ def test_replaces_encoded_one_actor_shortcut_equals_the_general_path(old, new, a
         old_raw, damaged[:at % len(damaged)])
 
 
+first_write = st.builds(
+    lambda actor, counter, tombstone, ts, exp: Sibling(
+        (actor, counter), {}, None if tombstone else b"value", ts, exp),
+    st.sampled_from(ACTORS), st.integers(1, 6), st.booleans(), st.integers(0, 9),
+    st.integers(0, 9))
+
+
+@given(first_write, st.integers(0, 200), st.integers(0, 255))
+@settings(max_examples=500, deadline=None)
+def test_replaces_encoded_first_write_shortcut_equals_the_general_path(new, at, byte) -> None:
+    """A key's first replica write (no stored set, an empty context): the shortcut decides as
+    `_one_sibling` does, also when the incoming bytes are damaged anywhere."""
+    new_raw = v.encode_siblings([new])
+    v.decode_siblings(new_raw)                      # its actor table is in the decode cache
+    assert e.replaces_encoded(None, new_raw) == e._replaces_general(None, new_raw) is not None
+    damaged = bytearray(new_raw)
+    damaged[at % len(damaged)] = byte
+    damaged = bytes(damaged)
+    assert e.replaces_encoded(None, damaged) == e._replaces_general(None, damaged)
+    cut = damaged[:at % len(damaged)]
+    assert e.replaces_encoded(None, cut) == e._replaces_general(None, cut)
+
+
 def test_winner_of_encoded_rejects_a_truncated_set() -> None:
     data = v.encode_siblings([Sibling(("a@1", 1), {"b@2": 4}, b"value", 5, 0)])
     with pytest.raises(ValueError):
