@@ -200,7 +200,13 @@ class RespProtocol(asyncio.Protocol):
             self._transport.abort()
             return
         self._write_reply(data)
-        if self._pending and self._write_paused:  # the worker waits for the client first
+        if not self._pending:
+            # Nothing arrived meanwhile (-P 1): reading was not paused for the queue.
+            if self._reading_paused or self._stop_reading or self._write_paused:
+                self._update_reading()
+            if self._server._idle is not None:
+                self._server._connection_idle(self)
+        elif self._write_paused:                  # the worker waits for the client first
             rest: list[bytes] = []
             self._hand_over(self._drain_queue(self._pending, rest, self._high_water), rest)
         else:
