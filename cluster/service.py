@@ -202,6 +202,15 @@ class Cluster:
             return False
         return self.coordinator.put_started(key, value, on_done)
 
+    def put_now(self, key: bytes, value: bytes) -> bool:
+        """A plain SET done at once while `solo` (`blind_write`): True; False in a cluster,
+        where it waits for W replicas. Hot: every single-node SET, bound by the client
+        backend directly (no wrapper frame)."""
+        if not self.solo:
+            return False
+        self.blind_write(key, value)
+        return True
+
     def blind_write(self, key: bytes, value: bytes | None, expire_at_ms: int = 0,
                     token: int | None = None) -> bytes:
         """A plain SET's write to the local replica, over the local versions, synchronous;

@@ -104,6 +104,7 @@ class ClusterBackend:
         # The cluster's own methods, no frame of ours (every GET, every SET); what their
         # callbacks report as errors becomes a reply through `client_error`, off the hot path.
         self.get_value_now = cluster.value_now
+        self.put_now = cluster.put_now
         self.get_started = cluster.get_started
         self.put_started = cluster.put_started
 
@@ -115,13 +116,6 @@ class ClusterBackend:
             return await self._cluster.get_current(key, _now_ms())
         except _CLUSTER_ERRORS as error:
             raise _client_error(error) from None
-
-    def put_now(self, key: bytes, value: bytes) -> bool:
-        cluster = self._cluster
-        if cluster.solo:
-            cluster.blind_write(key, value, 0)
-            return True
-        return False
 
     def client_error(self, error: Exception) -> CommandError:
         if isinstance(error, _CLUSTER_ERRORS):

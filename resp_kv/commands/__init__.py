@@ -186,16 +186,16 @@ class Dispatcher:
                         in_flight.update(keys)
                     continue
                 cls = reply.__class__
-                if cls is bytes:
+                if cls is bytes:                    # GET, then SET: the hottest first
                     out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
-                elif reply is None:
-                    out.append(b"$-1\r\n" if session.protocol == 2 else b"_\r\n")
-                elif cls is int:
-                    out.append(b":%d\r\n" % reply)
                 elif reply is OK:
                     out.append(_OK)
                     if session.closing:             # QUIT
                         return None
+                elif reply is None:
+                    out.append(b"$-1\r\n" if session.protocol == 2 else b"_\r\n")
+                elif cls is int:
+                    out.append(b":%d\r\n" % reply)
                 else:
                     out.append(self._encode(reply, args))
                     if session.closing:             # QUIT, SHUTDOWN
