@@ -32,16 +32,20 @@ log = logging.getLogger("resp_kv.durability")
 
 
 class FlushTick:
-    """The WAL flush of one loop iteration, as the client server waits for it: replies are held
-    until `done()`, then written by the callbacks, which run synchronously right after the
-    flush (an asyncio future would defer each to yet another loop pass)."""
+    """The WAL flush of one loop iteration, as the client server waits for it. Replies are held
+    until it is done: those in `replies` ((connection, reply bytes), in order; None once done)
+    are handed back
+    through `connection.tick_released(tick, data, error)`, then the callbacks run; both
+    synchronously right after the flush (an asyncio future would defer each to yet another
+    loop pass, and a callback per reply cost a connection's queue and bound method)."""
 
-    __slots__ = ("_callbacks", "_done", "_error")
+    __slots__ = ("_callbacks", "_done", "_error", "replies")
 
     def __init__(self) -> None:
         self._callbacks: list = []
         self._done = False
         self._error: BaseException | None = None
+        self.replies: list | None = []
 
     def done(self) -> bool:
         return self._done
@@ -60,6 +64,12 @@ class FlushTick:
 
     def _complete(self, error: BaseException | None) -> None:
         self._done, self._error = True, error
+        replies, self.replies = self.replies, None      # None: takes no more
+        for connection, data in replies:
+            try:
+                connection.tick_released(self, data, error)
+            except Exception:                   # one connection's bug must not stall the rest
+                log.exception("reply release after the WAL flush failed")
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             try:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from resp_kv.commands import BATCH_FULL, Dispatcher, command_table
 from resp_kv.commands.spec import Session
+from resp_kv.durability import FlushTick
 from resp_kv.resp import ProtocolError, QueryBufferExceeded, make_request_parser
 from resp_kv.resume import resume
 
@@ -95,6 +96,7 @@ class RespProtocol(asyncio.Protocol):
         self._stop_reading = False            # protocol error, QUIT or shutdown: never resume
         self._closed = False
         self._held: deque = deque()           # ([reply bytes...], flush|None) awaiting durability
+        self._tick: FlushTick | None = None   # the last FlushTick holding a reply of ours
         self._close_when_released = False
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -325,16 +327,51 @@ class RespProtocol(asyncio.Protocol):
     def _write_reply(self, data: bytes) -> None:
         self._state.total_net_output_bytes += len(data)
         waiter = self._before_reply()
-        if waiter is None and not self._held:
-            self._transport.write(data)           # the hot path: nothing waits for an fsync
+        if waiter is None:
+            waiter = self._tick                   # behind a reply a tick still holds: in order
+            if waiter is None and not self._held:
+                self._transport.write(data)       # the hot path: nothing waits for the WAL
+                return
+        if waiter.__class__ is FlushTick and not self._held and waiter.replies is not None:
+            # This loop iteration's WAL write (everysec, no): the tick writes the reply right
+            # after it, without a callback or queue of ours (a SET at -P 1).
+            replies = waiter.replies
+            if self._tick is waiter and replies[-1][0] is self:
+                replies[-1] = (self, replies[-1][1] + data)   # one write per tick, as before
+            else:
+                replies.append((self, data))
+                self._tick = waiter
             return
-        held = self._held                         # behind an unfinished WAL flush: keep order
+        held = self._held                         # behind an unfinished fsync: keep order
         if held and waiter is not None and held[-1][1] is waiter:
             held[-1][0].append(data)              # same flush: one write, one callback
             return
         held.append(([data], waiter))
         if waiter is not None:
             waiter.add_done_callback(self._release_held)
+
+    def tick_released(self, tick: FlushTick, data: bytes, error: BaseException | None) -> None:
+        """`tick` wrote the WAL (or failed to): write our reply it held, or close."""
+        if self._tick is tick:
+            self._tick = None
+        if error is not None:
+            self._withhold()
+            return
+        if not self._closed:
+            self._transport.write(data)
+        if self._tick is None and not self._held:
+            if self._close_when_released and not self._closed:
+                self._transport.close()
+            if self._server._idle is not None:
+                self._server._connection_idle(self)
+
+    def _withhold(self) -> None:
+        """A WAL write or fsync failed: nothing it held is acknowledged; close."""
+        log.error("closing %s: WAL write or fsync failed, replies withheld", self.session.address)
+        self._held.clear()
+        self._stop_reading = True
+        if not self._closed:
+            self._transport.abort()
 
     def _release_held(self, _done: object = None) -> None:
         """Write held replies, in order, whose group commit has completed."""
@@ -345,11 +382,7 @@ class RespProtocol(asyncio.Protocol):
                 if not waiter.done():
                     return
                 if waiter.cancelled() or waiter.exception() is not None:
-                    log.error("closing %s: WAL fsync failed, replies withheld", self.session.address)
-                    held.clear()
-                    self._stop_reading = True
-                    if not self._closed:
-                        self._transport.abort()
+                    self._withhold()
                     return
             held.popleft()
             if not self._closed:
@@ -365,8 +398,8 @@ class RespProtocol(asyncio.Protocol):
         self._busy = False
         if out and not self._closed:
             self._write(out)
-        if self._held:
-            self._close_when_released = True      # after the pending fsync, like any reply
+        if self._held or self._tick is not None:
+            self._close_when_released = True      # after the pending WAL write, like any reply
         elif not self._closed:
             self._transport.close()
 
@@ -386,7 +419,7 @@ class RespProtocol(asyncio.Protocol):
     @property
     def idle(self) -> bool:
         """No command queued or running: safe to close during shutdown."""
-        return not self._busy and not self._pending and not self._held
+        return not self._busy and not self._pending and not self._held and self._tick is None
 
     def stop_reading(self) -> None:
         """Shutdown: accept no further commands; queued ones still run."""

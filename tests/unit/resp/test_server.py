@@ -182,12 +182,35 @@ def test_server_replies_wait_for_the_wal_flush_in_order(pipeline):
             await _until(lambda i=i: b"k%d" % i in backend.data)
         writer.write(frame(b"GET", b"k0"))
         await _until(lambda: server.state.total_commands_processed == 3 * pipeline + 1)
-        assert len(held.tick._callbacks) == 1               # one connection parked on it
+        # one connection parked on it, all its replies in one piece
+        assert [c for c, _ in held.tick.replies] == [server._connections.copy().pop()]
         with pytest.raises(TimeoutError):                   # and nothing sent meanwhile
             await asyncio.wait_for(reader.readexactly(1), 0.2)
         held.tick._complete(None)
         await read_exactly(reader, b"+OK\r\n" * 3 * pipeline + b"$1\r\nv\r\n")
+        await _until(lambda: server._connections.copy().pop().idle)
     serve(test, before_reply=held)
+
+
+def test_server_reply_behind_a_held_one_waits_even_with_nothing_to_flush():
+    """A reply that needs no WAL write still leaves after one a tick holds (order), and QUIT
+    closes only after both."""
+    tick = FlushTick()
+    barriers = [tick]                                       # the first reply waits, then none
+
+    async def test(server, backend, connect):
+        reader, writer = await connect()
+        writer.write(frame(b"SET", b"k", b"v"))
+        await _until(lambda: b"k" in backend.data)
+        writer.write(frame(b"PING") + frame(b"QUIT"))
+        await _until(lambda: server.state.total_commands_processed == 3)
+        with pytest.raises(TimeoutError):                   # nothing sent meanwhile
+            await asyncio.wait_for(reader.readexactly(1), 0.2)
+        connection = server._connections.copy().pop()
+        assert not connection.idle
+        tick._complete(None)
+        assert await asyncio.wait_for(reader.read(), 5) == b"+OK\r\n+PONG\r\n+OK\r\n"
+    serve(test, before_reply=lambda: barriers.pop() if barriers else None)
 
 
 def test_server_failed_wal_flush_closes_without_acknowledging():
