@@ -337,7 +337,13 @@ class RespProtocol(asyncio.Protocol):
             # after it, without a callback or queue of ours (a SET at -P 1).
             replies = waiter.replies
             if self._tick is waiter and replies[-1][0] is self:
-                replies[-1] = (self, replies[-1][1] + data)   # one write per tick, as before
+                # Ours again in this tick: one write for all (a list, joined once: appending
+                # bytes to bytes would copy quadratically for a long pipeline).
+                last = replies[-1][1]
+                if last.__class__ is list:
+                    last.append(data)
+                else:
+                    replies[-1] = (self, [last, data])
             else:
                 replies.append((self, data))
                 self._tick = waiter
@@ -350,15 +356,16 @@ class RespProtocol(asyncio.Protocol):
         if waiter is not None:
             waiter.add_done_callback(self._release_held)
 
-    def tick_released(self, tick: FlushTick, data: bytes, error: BaseException | None) -> None:
-        """`tick` wrote the WAL (or failed to): write our reply it held, or close."""
+    def tick_released(self, tick: FlushTick, data: bytes | list[bytes],
+                      error: BaseException | None) -> None:
+        """`tick` wrote the WAL (or failed to): write our replies it held, or close."""
         if self._tick is tick:
             self._tick = None
         if error is not None:
             self._withhold()
             return
         if not self._closed:
-            self._transport.write(data)
+            self._transport.write(data if data.__class__ is bytes else b"".join(data))
         if self._tick is None and not self._held:
             if self._close_when_released and not self._closed:
                 self._transport.close()
