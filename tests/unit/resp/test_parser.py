@@ -216,6 +216,20 @@ def test_parser_large_value_across_many_chunks(parser_cls):
     assert commands == [[b"SET", b"k", value], [b"GET", b"k"]]
 
 
+@pytest.mark.parametrize("size", [0, 9, 10, 9_999, 10_000, 123_456])
+def test_parser_whole_frames_with_any_bulk_size_stay_on_hiredis(size):
+    """The unrolled two- and three-argument size check, across the header-table boundary."""
+    value = b"v" * size
+    commands = [[b"GET", value], [b"SET", b"k", value], [value, b"k", b"v"], [b"PING"]]
+    parser = HiredisRequestParser()
+    reader = parser._reader                   # replaced when the bytes go to RequestParser
+    parser.feed(b"".join(frame(*c) for c in commands))
+    sink: list = []
+    parser.commands_into(sink)
+    assert sink == commands
+    assert parser._reader is reader and parser._fallback is None and not parser._mirror
+
+
 def test_parser_simple_string_element_is_rejected_even_in_a_whole_frame(parser_cls):
     assert error_of(parser_cls, frame(b"PING") + b"*1\r\n+PING\r\n") == (
         b"-ERR Protocol error: expected '$', got '+'\r\n")
@@ -248,6 +262,9 @@ _inline_word = st.text(alphabet="abcXYZ019_-:", min_size=1, max_size=8).map(str.
 _junk = st.sampled_from([
     b"\r\n", b"*0\r\n", b"*-1\r\n", b"*1\r\n$-1\r\n", b"*1\r\n:5\r\n", b"*x\r\n",
     b"*1\r\n$99999999999\r\n", b'ECHO "open\r\n', b"*2\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n",
+    b"*2\r\n$3\r\nGET\r\n:5\r\n", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n+v\r\n",
+    b"*3\r\n$3\r\nSET\r\n*1\r\n$1\r\nk\r\n$1\r\nv\r\n", b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n",
+    b"*02\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-1\r\n",
 ])
 
 
@@ -292,6 +309,20 @@ def test_parser_hiredis_matches_python(stream):
     assert _outcome(HiredisRequestParser, data, cuts) == reference
     assert _outcome(HiredisRequestParser, data, cuts, batch=True) == reference
     assert _outcome(RequestParser, data, cuts, batch=True) == reference
+
+
+@pytest.mark.parametrize("data", [
+    b"*2\r\n$3\r\nGET\r\n:5\r\n", b"*2\r\n:5\r\n$3\r\nGET\r\n", b"*2\r\n$3\r\nGET\r\n$-1\r\n",
+    b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\nk\r\n", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n+v\r\n",
+    b"*3\r\n$3\r\nSET\r\n:1\r\n$1\r\nv\r\n", b"*3\r\n$-1\r\n$1\r\nk\r\n$1\r\nv\r\n",
+    b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$01\r\nv\r\n",
+])
+def test_parser_short_commands_with_odd_elements_answer_as_the_reference(data):
+    """Two- and three-element arrays (the unrolled size check) holding a non-bulk element or
+    a non-canonical header: what Redis (RequestParser) says, whole or split."""
+    for cuts in ([], [len(data) // 2]):
+        reference = _outcome(RequestParser, data + frame(b"PING"), cuts)
+        assert _outcome(HiredisRequestParser, data + frame(b"PING"), cuts, batch=True) == reference
 
 
 def test_parser_commands_into_appends_then_raises(parser_cls):
