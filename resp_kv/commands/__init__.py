@@ -21,6 +21,7 @@ from resp_kv.commands import admin, connection, custom, keys, server, strings
 from resp_kv.commands.spec import CommandSpec, Session
 from resp_kv.errors import CommandError, NoAuth, UnknownCommand, WrongArity
 from resp_kv.reply import NOT_NOW, OK
+from resp_kv.resp import BULK_HEADS as _BULK_HEADS
 from resp_kv.resp import encode, encode_error
 from resp_kv.resume import resume
 
@@ -187,7 +188,9 @@ class Dispatcher:
                     continue
                 cls = reply.__class__
                 if cls is bytes:                    # GET, then SET: the hottest first
-                    out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                    size = len(reply)
+                    out.append(_BULK_HEADS[size] + reply + b"\r\n" if size < 1024
+                               else b"$%d\r\n%s\r\n" % (size, reply))
                 elif reply is OK:
                     out.append(_OK)
                     if session.closing:             # QUIT
@@ -231,7 +234,9 @@ class Dispatcher:
             return self._internal_error(args)
         cls = reply.__class__
         if cls is bytes:
-            return b"$%d\r\n%s\r\n" % (len(reply), reply)
+            size = len(reply)
+            return (_BULK_HEADS[size] + reply + b"\r\n" if size < 1024
+                    else b"$%d\r\n%s\r\n" % (size, reply))
         if reply is OK:
             return _OK
         if cls is _Future:                       # started by callbacks: awaitable bytes

@@ -28,6 +28,7 @@ from resp_kv.commands.mutations import LLONG_MAX, LLONG_MIN, parse_ll, parse_lon
 from resp_kv.commands.spec import CommandSpec, Session, started_error
 from resp_kv.errors import CommandError, NotAFloat, NotAnInteger, SyntaxErr, WrongArity
 from resp_kv.reply import NOT_NOW, OK
+from resp_kv.resp import BULK_HEADS as _BULK_HEADS
 
 __all__ = ["SPECS", "now_ms"]
 
@@ -70,8 +71,12 @@ def get_now(session: Session, argv: list[bytes]) -> object:
             return
         if error is not None:
             future.set_result(started_error(session, error))
+        elif value is None:
+            future.set_result(nil)
         else:
-            future.set_result(nil if value is None else b"$%d\r\n%s\r\n" % (len(value), value))
+            size = len(value)
+            future.set_result(_BULK_HEADS[size] + value + b"\r\n" if size < 1024
+                              else b"$%d\r\n%s\r\n" % (size, value))
     return future if backend.get_started(key, on_done) else NOT_NOW
 
 

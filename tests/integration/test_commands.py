@@ -553,6 +553,24 @@ def test_set_get_and_options(r: redis.Redis) -> None:
     assert r.get("k") == b"v4"
 
 
+def test_get_replies_of_every_size_match_redis(kv, ref_port, protocol) -> None:
+    """Bulk replies around the precomputed header table (1024), alone and pipelined."""
+    sizes = [0, 1, 9, 10, 1023, 1024, 1025, 70_000]
+    commands = [c for n in sizes for c in (("SET", f"b{n}", "x" * n), ("GET", f"b{n}"))]
+    assert_same_as_redis(kv.port(), ref_port, commands, protocol)
+    ours, theirs = Raw(kv.port(), protocol), Raw(ref_port, protocol)
+    try:
+        pipeline = b"".join(_pack(("GET", f"b{n}")) for n in sizes)
+        replies = []
+        for raw in (ours, theirs):
+            raw.sock.sendall(pipeline)
+            replies.append([_read_raw(raw.file) for _ in sizes])
+        assert replies[0] == replies[1]
+    finally:
+        ours.close()
+        theirs.close()
+
+
 def test_set_option_replies_match_redis(kv, ref_port, protocol) -> None:
     assert_same_as_redis(kv.port(), ref_port, [
         ("SET", "s", "1"), ("SET", "s", "2", "NX"), ("SET", "s", "3", "XX"), ("GET", "s"),
