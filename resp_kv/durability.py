@@ -34,10 +34,9 @@ log = logging.getLogger("resp_kv.durability")
 class FlushTick:
     """The WAL flush of one loop iteration, as the client server waits for it. Replies are held
     until it is done: those in `replies` ((connection, reply bytes), in order; None once done)
-    are handed back
-    through `connection.tick_released(tick, data, error)`, then the callbacks run; both
-    synchronously right after the flush (an asyncio future would defer each to yet another
-    loop pass, and a callback per reply cost a connection's queue and bound method)."""
+    are handed back through `connection.tick_released(tick, data, error)`, then the callbacks
+    run; both synchronously right after the flush (an asyncio future would defer each to yet
+    another loop pass, and a callback per reply cost a connection's queue and bound method)."""
 
     __slots__ = ("_callbacks", "_done", "_error", "replies")
 
