@@ -244,6 +244,11 @@ class RequestParser:
         self._compact()
         return None
 
+    def feed_into(self, data: bytes, sink) -> None:
+        """`feed(data)`, then `commands_into(sink)`."""
+        self.feed(data)
+        self.commands_into(sink)
+
     def commands_into(self, sink) -> None:
         """Append every complete command to `sink`; then raise a pending ProtocolError."""
         append = sink.append
@@ -340,6 +345,19 @@ class HiredisRequestParser:
             self._last = data
             if len(data) > self._limits.max_buffer:
                 raise QueryBufferExceeded("query buffer limit exceeded")
+
+    def feed_into(self, data: bytes, sink) -> None:
+        """`feed(data)`, then `commands_into(sink)`: the server's hot path, one call per read.
+        A chunk that starts at a frame boundary, as every request at -P 1 does, skips the
+        checks `feed` makes for a frame continued from the last read."""
+        if (self._fallback is not None or self._last is not None or self._mirror
+                or data[:1] != b"*" or len(data) > self._limits.max_buffer
+                or _BIG_ARRAY.search(data)):
+            self.feed(data)
+        else:
+            self._reader.feed(data)
+            self._last = data
+        self.commands_into(sink)
 
     def _to_fallback(self) -> None:
         fallback = RequestParser(self._limits)

@@ -146,8 +146,7 @@ class RespProtocol(asyncio.Protocol):
             return                                # nothing after an error or QUIT counts
         pending, parser = self._pending, self._parser
         try:
-            parser.feed(data)
-            parser.commands_into(pending)
+            parser.feed_into(data, pending)
         except QueryBufferExceeded:
             log.warning("closing client %s: query buffer over client_query_buffer_limit",
                         self.session.address)

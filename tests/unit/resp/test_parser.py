@@ -246,6 +246,9 @@ def test_parser_huge_array_counts_never_reach_hiredis(parser_cls, data):
             parser.next_command()
     if parser_cls is HiredisRequestParser:
         assert not parser._mirror
+    whole = parser_cls()                      # in one read, through the server's call
+    with pytest.raises(ProtocolError):
+        whole.feed_into(data, [])
 
 
 def test_parser_value_that_looks_like_a_big_array_is_fine(parser_cls):
@@ -284,12 +287,17 @@ def _stream(draw):
     return data, cuts
 
 
-def _outcome(parser_cls, data: bytes, cuts: list[int], batch: bool = False):
+def _outcome(parser_cls, data: bytes, cuts: list[int], batch: bool | str = False):
+    """Parse `data` fed in pieces cut at `cuts`: commands one by one, or `batch`
+    (commands_into after each feed), or batch="fused" (feed_into, the server's call)."""
     parser = parser_cls()
     commands: list = []
     bounds = [0, *cuts, len(data)]
     try:
         for start, end in zip(bounds, bounds[1:]):
+            if batch == "fused":
+                parser.feed_into(data[start:end], commands)
+                continue
             parser.feed(data[start:end])
             if batch:
                 parser.commands_into(commands)
@@ -308,6 +316,7 @@ def test_parser_hiredis_matches_python(stream):
     reference = _outcome(RequestParser, data, cuts)
     assert _outcome(HiredisRequestParser, data, cuts) == reference
     assert _outcome(HiredisRequestParser, data, cuts, batch=True) == reference
+    assert _outcome(HiredisRequestParser, data, cuts, batch="fused") == reference
     assert _outcome(RequestParser, data, cuts, batch=True) == reference
 
 
@@ -323,6 +332,7 @@ def test_parser_short_commands_with_odd_elements_answer_as_the_reference(data):
     for cuts in ([], [len(data) // 2]):
         reference = _outcome(RequestParser, data + frame(b"PING"), cuts)
         assert _outcome(HiredisRequestParser, data + frame(b"PING"), cuts, batch=True) == reference
+        assert _outcome(HiredisRequestParser, data + frame(b"PING"), cuts, "fused") == reference
 
 
 def test_parser_commands_into_appends_then_raises(parser_cls):
