@@ -1,11 +1,9 @@
-"""AntiEntropy in process: nodes over dict stores, wired by a direct-call fake transport."""
+"""AntiEntropy in process: nodes over in-memory stores, wired by a direct-call fake transport."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-
-from sortedcontainers import SortedDict
 
 from cluster import merkle, versioning
 from cluster.antientropy import CLEAN_KEY, AntiEntropy, ring_ranges, wire_size
@@ -13,29 +11,7 @@ from cluster.repair import Repairs
 from cluster.replica import Replica, data_key
 from cluster.ring import Ring
 from cluster.types import Sibling, key_token
-
-
-class DictStore:
-    """A LocalStore over a SortedDict (scan takes a snapshot, as tests never mutate mid-scan)."""
-
-    def __init__(self) -> None:
-        self.data: SortedDict = SortedDict()
-
-    def get(self, key: bytes, fill: bool = True) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self.data[key] = value
-
-    def delete(self, key: bytes) -> None:
-        self.data.pop(key, None)
-
-    def scan(self, start: bytes = b"", end: bytes | None = None):
-        keys = list(self.data.irange(start, end, inclusive=(True, False)))
-        return iter([(k, self.data[k]) for k in keys])
-
-    async def durable(self) -> None:
-        return None
+from tests.helpers.fake_network import MemoryStore
 
 
 class FakeClock:
@@ -63,14 +39,14 @@ class Net:
         self.ring = Ring(names, vnodes=8)
         self.clock = FakeClock()
         self.down: set[str] = set()
-        self.nodes: dict[str, tuple[AntiEntropy, Replica, DictStore]] = {}
+        self.nodes: dict[str, tuple[AntiEntropy, Replica, MemoryStore]] = {}
         self.handlers: dict[str, dict[bytes, object]] = {}
         self.drivers: dict[str, Repairs] = {}
         for name in names:
             self.add(name, n)
 
-    def add(self, name: str, n: int, store: DictStore | None = None) -> AntiEntropy:
-        store = store or DictStore()
+    def add(self, name: str, n: int, store: MemoryStore | None = None) -> AntiEntropy:
+        store = store or MemoryStore()
         replica = Replica(store)
         handlers: dict[bytes, object] = {}
         self.handlers[name] = handlers
@@ -117,7 +93,7 @@ def _run(coro):
     return asyncio.run(coro)
 
 
-def _data(store: DictStore) -> dict:
+def _data(store: MemoryStore) -> dict:
     return {k: v for k, v in store.data.items() if k[:1] == b"d"}
 
 
@@ -282,7 +258,7 @@ def test_antientropy_tree_rebuilds_and_persists() -> None:
 
 def test_antientropy_writes_during_rebuild_are_not_lost() -> None:
     async def main() -> None:
-        store = DictStore()
+        store = MemoryStore()
         replica = Replica(store)
         for i in range(20000):
             key = b"k%d" % i
@@ -304,7 +280,7 @@ def test_antientropy_writes_during_rebuild_are_not_lost() -> None:
 
 def test_antientropy_tree_dormant_while_alone_then_rebuilt_at_first_peer() -> None:
     async def main() -> None:
-        store = DictStore()
+        store = MemoryStore()
         store.put(CLEAN_KEY, b"1")                         # a tree saved by an earlier run
         replica = Replica(store)
         ring: list = [None]
