@@ -172,9 +172,8 @@ class Network:
                 log.info("range stream from %s stopped: %r", peer, error)
                 return received
             nxt, flat = messages.to_int(answer[0]), answer[1]
-            for i in range(0, len(flat), 3):
-                replica.apply(flat[i + 1], messages.to_int(flat[i]),
-                              versioning.decode_siblings(flat[i + 2]))
+            for i in range(0, len(flat), 3):        # a replica PUT's path: bytes when it can
+                replica.apply_encoded(flat[i + 1], messages.to_int(flat[i]), flat[i + 2])
                 received += 1
             start = nxt
         return received
