@@ -146,6 +146,32 @@ def test_acknowledged_writes_survive_kill_of_any_node_and_hints_reach_it(make_cl
         _read_all(cluster.c(i), expected)                # and readable after it returns, via any node
 
 
+def test_quorum_failure_is_a_noquorum_reply_and_the_connection_stays_open(make_cluster) -> None:
+    """DESIGN.md §5: with both peers of a 3-node cluster killed, a client GET and SET get
+    `-NOQUORUM <what> reached 1 of 2 replicas` (writes: "may be stored"), on the quick paths
+    (the peers still look alive) and on the general ones (detected down), and the same
+    connection goes on serving."""
+    cluster = make_cluster(3)
+    client = cluster.c(0)
+    assert client.set("k", "v") is True
+    cluster.h.kill(1)
+    cluster.h.kill(2)
+
+    def expect_noquorum() -> None:
+        with pytest.raises(redis.ResponseError) as write:
+            client.set("k", "v2")
+        assert str(write.value).startswith("NOQUORUM write reached 1 of 2 replicas; "
+                                           "the value may be stored"), write.value
+        with pytest.raises(redis.ResponseError) as read:
+            client.get("k")
+        assert str(read.value) == "NOQUORUM read reached 1 of 2 replicas", read.value
+        assert client.ping() is True
+
+    expect_noquorum()                                     # before the detector notices
+    wait_until(lambda: cluster.nodes_up(0) == 1, 20, "both peers detected down")
+    expect_noquorum()
+
+
 # --- read repair ---------------------------------------------------------------------------------
 
 def test_read_repair_fixes_a_stale_replica(make_cluster) -> None:
