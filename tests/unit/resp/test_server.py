@@ -254,27 +254,40 @@ def test_server_pause_reading_above_high_water():
     serve(test, pipeline_high_water=8)
 
 
-def test_server_stop_drains_in_flight_then_closes():
+@pytest.mark.parametrize("path", ["coroutine", "started"])
+def test_server_stop_drains_in_flight_then_closes(path):
+    """Shutdown waits for a running SET (a handler coroutine, or a command the backend started
+    by callbacks), answers it, and is told the connection went idle: it returns long before
+    its drain timeout (an hour here), which it would otherwise wait out."""
     async def test(server, backend, connect):
         reader, writer = await connect()
         gate = asyncio.Event()
-
-        async def slow_put(key, value, expire_at_ms=0, context=None):
-            await gate.wait()
-            backend.data[key] = __import__("cluster.types").types.Current(value, 0)
-
-        backend.put = slow_put
-        backend.put_now = lambda key, value: False          # take the (slow) async path
+        backend.put_now = lambda key, value: False          # take the slow path
+        if path == "coroutine":
+            async def slow_put(key, value, expire_at_ms=0, context=None):
+                await gate.wait()
+                backend.data[key] = __import__("cluster.types").types.Current(value, 0)
+            backend.put = slow_put
+        else:
+            def gated_put_started(key, value, on_done) -> bool:
+                async def later() -> None:
+                    await gate.wait()
+                    backend.data[key] = __import__("cluster.types").types.Current(value, 0)
+                    on_done(None)
+                started.add(asyncio.ensure_future(later()))
+                return True
+            started: set = set()
+            backend.put_started = gated_put_started
         writer.write(frame(b"SET", b"k", b"v"))
         connection = next(iter(server._connections))
         await _until(lambda: not connection.idle)
         stopping = asyncio.create_task(server.stop())
         await _until(lambda: server.stopping)
         gate.set()
-        await stopping
+        await asyncio.wait_for(stopping, 30)
         assert await asyncio.wait_for(reader.read(), 5) == b"+OK\r\n"
         assert b"k" in backend.data
-    serve(test)
+    serve(test, shutdown_drain_timeout_s=3600)
 
 
 def test_server_stop_refuses_new_connections():
