@@ -108,7 +108,7 @@ class Read:
             return lambda payload, error: self.answer(node, payload, error)
 
         def batched(payload, error: Exception | None) -> None:
-            if error is not None and str(error).endswith(messages.ANSWER_ALONE):
+            if messages.answered_alone(error):
                 self.coordinator._send(node, messages.GET, [self.key, hint_for],
                                        self.answer_from(node))
                 return
@@ -228,8 +228,7 @@ class QuickRead:
             self.same.append(node)
             if self.on_done is not None and len(self.same) >= self.needed:
                 self.answer_local()
-        elif error is not None and str(error).endswith(messages.ANSWER_ALONE):
-            # too big for a batched answer: ask alone (as Read.answer_from)
+        elif messages.answered_alone(error):      # too big for a batched answer: ask alone
             self.coordinator._send(node, messages.GET, [self.key, b""],
                                    partial(self.answer, node))
         else:

@@ -80,6 +80,11 @@ MGET_ANSWER_MAX_BYTES = 16 * 1024 * 1024
 ANSWER_ALONE = "answer alone"
 
 
+def answered_alone(error: Exception | None) -> bool:
+    """True if an MGET item failed as too big for the batched answer: ask for it with GET."""
+    return error is not None and str(error).endswith(ANSWER_ALONE)
+
+
 def encode_value(value) -> bytes:
     """Encode bytes | str | int | None | list as RESP2 (ints as integers, str as bulk)."""
     if isinstance(value, (bytes, bytearray, memoryview)):

@@ -188,8 +188,9 @@ class Cluster:
 
     def get_started(self, key: bytes, on_done) -> bool:
         """Start a GET's replicated read without a coroutine: `on_done(value, None)` once R
-        answered (the merged winner's value, None if none is live), or `on_done(None, error)`; False if it cannot start that way (a cluster
-        of one: `value_now`; a key this node does not coordinate: `get`)."""
+        answered (the merged winner's value, None if none is live), or `on_done(None, error)`;
+        False if it cannot start that way (a cluster of one: `value_now`; a key this node does
+        not coordinate: `get`)."""
         if self.solo:
             return False
         return self.coordinator.get_started(key, on_done)

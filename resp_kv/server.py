@@ -201,13 +201,7 @@ class RespProtocol(asyncio.Protocol):
             self._transport.abort()
             return
         self._write_reply(data)
-        if not self._pending:
-            # Nothing arrived meanwhile (-P 1): reading was not paused for the queue.
-            if self._reading_paused or self._stop_reading or self._write_paused:
-                self._update_reading()
-            if self._server._idle is not None:
-                self._server._connection_idle(self)
-        elif self._write_paused:                  # the worker waits for the client first
+        if self._pending and self._write_paused:  # the worker waits for the client first
             rest: list[bytes] = []
             self._hand_over(self._drain_queue(self._pending, rest, self._high_water), rest)
         else:
@@ -220,7 +214,7 @@ class RespProtocol(asyncio.Protocol):
             self._run_inline()
         else:
             self._update_reading()
-        if not self._busy:
+        if not self._busy and self._server.stopping:    # only a shutdown waits for idle
             self._server._connection_idle(self)
 
     def _run_inline(self) -> None:
@@ -368,7 +362,7 @@ class RespProtocol(asyncio.Protocol):
         if self._tick is None and not self._held:
             if self._close_when_released and not self._closed:
                 self._transport.close()
-            if self._server._idle is not None:
+            if self._server.stopping:
                 self._server._connection_idle(self)
 
     def _withhold(self) -> None:
@@ -395,7 +389,8 @@ class RespProtocol(asyncio.Protocol):
                 self._transport.write(b"".join(data) if len(data) > 1 else data[0])
         if self._close_when_released and not self._closed:
             self._transport.close()
-        self._server._connection_idle(self)
+        if self._server.stopping:
+            self._server._connection_idle(self)
 
     def _finish(self, out: list[bytes]) -> None:
         """Write the last replies and close (after QUIT or a protocol error)."""

@@ -22,7 +22,8 @@ from resp_kv.commands.spec import CommandSpec, Session
 from resp_kv.errors import CommandError, NoAuth, UnknownCommand, WrongArity
 from resp_kv.reply import NOT_NOW, OK
 from resp_kv.resp import BULK_HEADS as _BULK_HEADS
-from resp_kv.resp import encode, encode_error
+from resp_kv.resp import BULK_HEADS_MAX as _BULK_HEADS_MAX
+from resp_kv.resp import encode, encode_bulk, encode_error
 from resp_kv.resume import resume
 
 if TYPE_CHECKING:
@@ -188,8 +189,8 @@ class Dispatcher:
                     continue
                 cls = reply.__class__
                 if cls is bytes:                    # GET, then SET: the hottest first
-                    size = len(reply)
-                    out.append(_BULK_HEADS[size] + reply + b"\r\n" if size < 1024
+                    size = len(reply)               # encode_bulk, inlined
+                    out.append(_BULK_HEADS[size] + reply + b"\r\n" if size < _BULK_HEADS_MAX
                                else b"$%d\r\n%s\r\n" % (size, reply))
                 elif reply is OK:
                     out.append(_OK)
@@ -234,8 +235,8 @@ class Dispatcher:
             return self._internal_error(args)
         cls = reply.__class__
         if cls is bytes:
-            size = len(reply)
-            return (_BULK_HEADS[size] + reply + b"\r\n" if size < 1024
+            size = len(reply)                   # encode_bulk, inlined (every GET at -P 1)
+            return (_BULK_HEADS[size] + reply + b"\r\n" if size < _BULK_HEADS_MAX
                     else b"$%d\r\n%s\r\n" % (size, reply))
         if reply is OK:
             return _OK
@@ -309,7 +310,7 @@ class PendingReply:
         except Exception:
             return dispatcher._internal_error(self._args)
         if reply.__class__ is bytes:
-            return b"$%d\r\n%s\r\n" % (len(reply), reply)
+            return encode_bulk(reply)
         return dispatcher._encode(reply, self._args)
 
 

@@ -28,7 +28,7 @@ from resp_kv.commands.mutations import LLONG_MAX, LLONG_MIN, parse_ll, parse_lon
 from resp_kv.commands.spec import CommandSpec, Session, started_error
 from resp_kv.errors import CommandError, NotAFloat, NotAnInteger, SyntaxErr, WrongArity
 from resp_kv.reply import NOT_NOW, OK
-from resp_kv.resp import BULK_HEADS as _BULK_HEADS
+from resp_kv.resp import encode_bulk
 
 __all__ = ["SPECS", "now_ms"]
 
@@ -74,9 +74,7 @@ def get_now(session: Session, argv: list[bytes]) -> object:
         elif value is None:
             future.set_result(nil)
         else:
-            size = len(value)
-            future.set_result(_BULK_HEADS[size] + value + b"\r\n" if size < 1024
-                              else b"$%d\r\n%s\r\n" % (size, value))
+            future.set_result(encode_bulk(value))
     return future if backend.get_started(key, on_done) else NOT_NOW
 
 
