@@ -198,23 +198,27 @@ def replaces_encoded(old: bytes | None, new: bytes) -> tuple[int, int, int, int]
     old flags -1 when `old` is None (as `overwrite_encoded`); None when it cannot tell at
     once (siblings, a concurrent or obsolete write, the same dot): then merge the decoded sets.
     """
-    if old is not None and new[1:3] == _ONE == old[1:3] and new[6:8] == _ONE == old[6:8]:
-        # One sibling with a one-entry context over the same: the replica write of a key that
-        # one node coordinates (every replica write of the benchmark). With one actor in both
-        # tables the general checks below reduce to three counter comparisons; the incoming
-        # set is validated as `_one_sibling` would, the stored one is our own. Line counts:
-        # 46 -> ~12 lines of Python per replica write.
+    if (old is not None and new[1:3] == _ONE == old[1:3] and new[6:8] == _ONE
+            and ((old_has_context := old[6:8] == _ONE) or old[6:8] == _NO_CONTEXT)):
+        # One sibling with a one-entry context over the same, or over a key's first write (no
+        # context yet): the replica write of a key that one node coordinates (every replica
+        # write of the benchmark). With one actor in both tables the general checks below
+        # reduce to three counter comparisons; the incoming set is validated as `_one_sibling`
+        # would, the stored one is our own. Line counts: 46 -> ~12 lines of Python per write.
         st = _ONE_STRUCTS.get(1) or _one_struct(1)
-        if len(new) >= st.size and len(old) >= st.size:
-            fn, fo = st.unpack_from(new), st.unpack_from(old)
+        so = st if old_has_context else (_ONE_STRUCTS.get(0) or _one_struct(0))
+        if len(new) >= st.size and len(old) >= so.size:
+            fn, fo = st.unpack_from(new), so.unpack_from(old)
             # f: version n_sib actors_len flags n_ctx dot_actor dot_counter ts exp value_len
-            #    ctx_actor ctx_counter
+            #    [ctx_actor ctx_counter]
             size = fn[2]
             if (fn[0] == FORMAT_VERSION and st.size + fn[9] + size == len(new)
                     and (fn[3] == 0 or (fn[3] == _FLAG_TOMBSTONE and not fn[9]))
-                    and not (fn[5] or fn[10] or fo[5] or fo[10]) and size and size == fo[2]
+                    and not (fn[5] or fn[10] or fo[5] or (old_has_context and fo[10]))
+                    and size and size == fo[2]
                     and new[-size:] == old[-size:] and b"," not in new[-size:]):
-                if fn[6] == fo[6] or fn[11] < fo[6] or fo[11] >= fn[6]:
+                if (fn[6] == fo[6] or fn[11] < fo[6]
+                        or (old_has_context and fo[11] >= fn[6])):
                     return None             # the same dot, concurrent, or obsolete here
                 return fo[3], fo[8], fn[3], fn[8]
     elif old is None and new[1:3] == _ONE and new[6:8] == _NO_CONTEXT:
