@@ -216,7 +216,9 @@ def replaces_encoded(old: bytes | None, new: bytes) -> tuple[int, int, int, int]
                     and (fn[3] == 0 or (fn[3] == _FLAG_TOMBSTONE and not fn[9]))
                     and not (fn[5] or fn[10] or fo[5] or (old_has_context and fo[10]))
                     and size and size == fo[2]
-                    and new[-size:] == old[-size:] and b"," not in new[-size:]):
+                    and new[-size:] == old[-size:] and new.find(b",", -size) < 0):
+                # (find, not `b"," not in`: bytes.__contains__ first tries its argument as
+                # an int and formats a TypeError; ~1.8k instructions per replica write)
                 if (fn[6] == fo[6] or fn[11] < fo[6]
                         or (old_has_context and fo[11] >= fn[6])):
                     return None             # the same dot, concurrent, or obsolete here
