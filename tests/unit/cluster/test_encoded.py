@@ -89,6 +89,17 @@ def test_replaces_encoded_one_actor_shortcut_equals_the_general_path(old, new, a
         old_raw, damaged[:at % len(damaged)])
 
 
+def test_replaces_encoded_one_actor_shortcut_reads_only_actor_zero() -> None:
+    """The shortcut never decodes the actor table: it equals the stored set's byte for byte
+    and every index is 0, so a table of several actors decides as the general path does."""
+    old = v.encode_siblings([Sibling(("n1@a", 1), {"n1@a": 0}, b"old", 1)])
+    new = v.encode_siblings([Sibling(("n1@a", 2), {"n1@a": 1}, b"new", 2)])
+    assert e.replaces_encoded(old, new) == (0, 0, 0, 0)
+    for table in (b"n1,a", b"a,n1"):
+        old_t, new_t = old.replace(b"n1@a", table), new.replace(b"n1@a", table)
+        assert e.replaces_encoded(old_t, new_t) == e._replaces_general(old_t, new_t)
+
+
 first_write = st.builds(
     lambda actor, counter, tombstone, ts, exp: Sibling(
         (actor, counter), {}, None if tombstone else b"value", ts, exp),
