@@ -71,7 +71,7 @@ class QueryBufferExceeded(ProtocolError):
 
 
 class _Limits:
-    __slots__ = ("max_bulk", "max_multibulk", "max_inline", "max_buffer")
+    __slots__ = ("max_bulk", "max_multibulk", "max_inline", "max_buffer", "hiredis_max")
 
     def __init__(self, config: "ServerConfig | None") -> None:
         if config is None:
@@ -81,6 +81,11 @@ class _Limits:
         self.max_multibulk = config.max_multibulk_len
         self.max_inline = config.max_inline_len
         self.max_buffer = config.client_query_buffer_limit
+        # The most bytes since a frame boundary hiredis may see: past it a frame could hold a
+        # bulk longer than max_bulk, or more than max_multibulk elements (6 bytes each at
+        # least, "$0\r\n\r\n"), which hiredis does not check. Only small configured limits
+        # make it matter; past it the reference parser reads the bytes.
+        self.hiredis_max = min(self.max_bulk, 6 * self.max_multibulk, self.max_buffer)
 
 
 def _parse_ll(text: bytes) -> int | None:
@@ -267,12 +272,55 @@ class _Astray(Exception):
     """hiredis returned something Redis would not accept as a request: replay in Python."""
 
 
-# A '*' followed by 7+ digits anywhere in the input: a possible array header hiredis would
-# pre-allocate (PyList_New(count): 3e9 slots = 24 GB of address space, and seconds to free).
-# Such bytes never reach hiredis; the reference parser applies max_multibulk_len instead.
-# A value that merely contains such text costs Python parsing for that chunk, nothing more.
+# An aggregate header with 7+ digits anywhere in the input: hiredis pre-allocates the count
+# (PyList_New: 3e9 slots = 24 GB of address space, and seconds of a stalled loop) for `*`
+# arrays and for RESP3 `~` sets, `>` pushes and `|` attributes alike (not for `%` maps,
+# measured). Such bytes never reach hiredis; the reference parser applies max_multibulk_len
+# instead (Redis reads `*` arrays and inline lines only). A value that merely contains such
+# text costs Python parsing for that chunk, nothing more. `_BIG_ARRAY` is the literal-prefix
+# scan every read can afford; the character-class one runs only when a rare byte is there.
 _BIG_ARRAY = re.compile(rb"\*[0-9]{7,}")
+_BIG_AGGREGATE = re.compile(rb"[*~>|][0-9]{7,}")
 _TAIL = 32                     # bytes of the previous chunk searched to catch a split header
+# A read that ends inside a frame keeps that frame's bytes (at most this many) and stays on
+# hiredis; a longer partial frame (a big value) goes to the reference parser, which holds it
+# once instead of twice (the reader's copy and ours).
+_PARTIAL_MAX = 64 * 1024
+
+# Byte values for the `in` tests below: `int in bytes` is a memchr, while `bytes in bytes`
+# first tries its argument as an int (and formats a TypeError), and `find` parses its
+# arguments the slow way (~600 instructions, a few % of a GET at -P 1).
+_EQUALS, _TILDE, _GREATER, _BAR = b"=~>|"
+_PLUS, _PAREN = b"+("
+
+
+def _needs_reference(data: bytes | bytearray) -> bool:
+    """True if hiredis must not read `data`: a big aggregate header (above), or a type byte
+    after a line end that hiredis turns into something the canonical-size check cannot tell
+    from a canonical request: a `~` set, `>` push or `|` attribute frame (a list of bytes
+    the size of a `*` array), or a `=` verbatim element (returned without its 4-byte format
+    prefix, so longer than the canonical bulk: it could make up for shorter `+`/`(` ones).
+    With these excluded, every element hiredis returns as bytes is a canonical `$` bulk
+    (hiredis rejects leading zeros and signs in lengths) or shorter than canonical
+    (`+simple`, `(big number`), so canonical sizes are exact or too big, never compensated
+    (see `HiredisRequestParser`). Common data (none of `~ > | =`) costs one literal-prefix
+    regex scan and four memchrs. (A `%` map comes back as a dict, or hiredis raises for a
+    list key: either way the reference parser reads it.)"""
+    if _BIG_ARRAY.search(data):
+        return True
+    if _TILDE in data or _GREATER in data or _BAR in data:
+        if (_BIG_AGGREGATE.search(data) or data.find(b"\n~") >= 0 or data.find(b"\n>") >= 0
+                or data.find(b"\n|") >= 0):
+            return True
+    return _EQUALS in data and data.find(b"\n=") >= 0
+
+
+def _short_element(data: bytes | bytearray) -> bool:
+    """True if `data` may hold a `+simple` or `(big number` element (after a line end)."""
+    return ((_PLUS in data and data.find(b"\n+") >= 0)
+            or (_PAREN in data and data.find(b"\n(") >= 0))
+
+
 _HDR_MAX = 10000
 _BULK_HDR = tuple(5 + len(str(k)) for k in range(_HDR_MAX))   # "$<k>\r\n" + "\r\n"
 
@@ -295,12 +343,24 @@ class HiredisRequestParser:
 
     Invariant: `_mirror` + `_last` hold exactly the bytes fed to the reader since the last
     frame boundary (`_last`: a chunk fed at a boundary, kept by reference: a request that
-    arrives whole, every request at -P 1, is never copied). After the reader has returned all it can, the canonical size of the returned
-    commands must equal the mirror's length and the reader must hold nothing: then every
-    frame was canonical (`$` bulks only, no `+simple` elements) and the mirror is dropped.
-    Anything else (a partial frame, a non-canonical or malformed frame, a hiredis error,
-    inline commands) hands the mirror to `RequestParser`, which parses it exactly as Redis
-    would, until its buffer is empty at a boundary; then hiredis takes over again.
+    arrives whole, every request at -P 1, is never copied).
+
+    Bytes `_needs_reference` flags never reach the reader, so a command hiredis returns is a
+    `*` array whose elements are canonical `$` bulks or shorter `+simple`/`(big number`
+    ones. After the reader has returned all it can, the canonical sizes of the returned
+    commands therefore add up to at least the bytes they took, exactly when every one was
+    canonical:
+
+    - the reader holds nothing and the sizes add up to the mirror: every frame was canonical;
+      the mirror is dropped;
+    - the reader holds the start of a frame (a read that ended inside one: streamed
+      pipelines, `redis-cli --pipe`) and no `+`/`(` element can be in the mirror: the whole
+      frames were canonical, the partial one starts at their size, and the mirror keeps
+      just its bytes (up to `_PARTIAL_MAX`);
+    - anything else (a non-canonical or malformed frame, a hiredis error, inline commands,
+      a partial frame past `_PARTIAL_MAX`) hands the mirror to `RequestParser`, which parses
+      it exactly as Redis would, until its buffer is empty at a boundary; then hiredis takes
+      over again.
     """
 
     def __init__(self, limits: "ServerConfig | _Limits | None" = None) -> None:
@@ -327,12 +387,13 @@ class HiredisRequestParser:
         if self._fallback is None:
             if mirror:
                 # A frame continues from the last read: a header may straddle the two.
-                if (_BIG_ARRAY.search(bytes(mirror[-_TAIL:]) + data[:_TAIL])
-                        or _BIG_ARRAY.search(data)):
+                if (_needs_reference(bytes(mirror[-_TAIL:]) + data[:_TAIL])
+                        or _needs_reference(data)
+                        or len(mirror) + len(data) > self._limits.hiredis_max):
                     self._to_fallback()
             elif data[:1] != b"*":
                 self._fallback = RequestParser(self._limits)    # inline (telnet) or garbage
-            elif _BIG_ARRAY.search(data):
+            elif _needs_reference(data) or len(data) > self._limits.hiredis_max:
                 self._to_fallback()
         if self._fallback is not None:
             self._fallback.feed(data)
@@ -352,13 +413,38 @@ class HiredisRequestParser:
         A chunk that starts at a frame boundary, as every request at -P 1 does, skips the
         checks `feed` makes for a frame continued from the last read."""
         if (self._fallback is not None or self._last is not None or self._mirror
-                or data[:1] != b"*" or len(data) > self._limits.max_buffer
-                or _BIG_ARRAY.search(data)):
-            self.feed(data)
+                or data[:1] != b"*" or len(data) > self._limits.hiredis_max
+                or _BIG_ARRAY.search(data) or _EQUALS in data or _TILDE in data
+                or _GREATER in data or _BAR in data):
+            self.feed(data)                       # (`_needs_reference`, its memchrs inlined)
         else:
             self._reader.feed(data)
             self._last = data
         self.commands_into(sink)
+
+    def _keep_partial(self, size: int) -> bool:
+        """The reader holds the start of a frame after whole frames of canonical `size`:
+        keep only that frame's bytes and return True, if no `+`/`(` element can be among the
+        fed bytes (then `size` is what the whole frames took) and the reference parser finds
+        nothing wrong with the partial frame so far (hiredis checks no limits: a header past
+        proto-max-bulk-len must be refused now, as Redis does); else False (replay)."""
+        last = self._last
+        fed = last if last is not None else self._mirror
+        if fed[size:size + 1] != b"*" or _short_element(fed):
+            return False
+        probe = RequestParser(self._limits)
+        try:
+            probe.feed(bytes(fed[size:]))
+            if probe.next_command() is not None:
+                return False                      # not partial after all: cannot be
+        except ProtocolError:
+            return False
+        if last is not None:
+            self._mirror += memoryview(last)[size:]
+            self._last = None
+        else:
+            del self._mirror[:size]
+        return True
 
     def _to_fallback(self) -> None:
         fallback = RequestParser(self._limits)
@@ -406,15 +492,19 @@ class HiredisRequestParser:
                     if count:
                         sink.append(command)
                         added += 1
-            except (_Astray, hiredis.ProtocolError):
+            except Exception:
+                # _Astray, a hiredis.ProtocolError, or anything else hiredis raises (its
+                # TypeError for an unhashable map key was one): the reference parser decides.
                 pass
             else:
                 last = self._last
-                if (size == len(self._mirror) + (len(last) if last is not None else 0)
-                        and not self._reader.has_data()):
+                fed = len(self._mirror) + (len(last) if last is not None else 0)
+                if size == fed and not self._reader.has_data():
                     if last is None:
                         self._mirror.clear()
                     self._last = None
+                    return
+                if size < fed <= size + _PARTIAL_MAX and self._keep_partial(size):
                     return
             for _ in range(added):                # not canonical after all: replay it all
                 sink.pop()

@@ -77,6 +77,8 @@ MALFORMED = [
     pytest.param(b"*1\r\n$536870913\r\n", "invalid bulk length", id="bulk-over-512mb"),
     pytest.param(b"*1\r\n+foo\r\n", "expected '$', got '+'", id="bad-prefix-plus"),
     pytest.param(b"*2\r\n$3\r\nGET\r\n:1\r\n", "expected '$', got ':'", id="bad-prefix-colon"),
+    *(pytest.param(b"*1\r\n%s3000000000\r\n" % kind, f"expected '$', got '{kind.decode()}'",
+                   id=f"huge-resp3-aggregate-{kind.decode()}") for kind in (b"~", b">", b"|", b"%")),
     pytest.param(b'SET k "abc\r\n', "unbalanced quotes in request", id="inline-unbalanced-double"),
     pytest.param(b"set k 'a\r\n", "unbalanced quotes in request", id="inline-unbalanced-single"),
     pytest.param(b"PING " + b"x" * 70000, "too big inline request", id="inline-over-64kb"),
@@ -148,6 +150,29 @@ def test_declared_but_never_sent_500mb_bulk_does_not_grow_memory(kv: ClusterHarn
         sock.close()
     assert bystander.exists("big") == 0
     assert bystander.set("after", "1") is True
+
+
+@pytest.mark.parametrize("kind", [b"~", b">", b"|", b"%"])
+def test_a_huge_resp3_aggregate_header_after_a_command_allocates_nothing(
+        kv: ClusterHarness, kind: bytes) -> None:
+    """hiredis pre-allocates a RESP3 set's, push's or attribute's declared count: this
+    30-byte request used to cost seconds of a stalled loop and ~23 GB. Redis reads a line
+    that does not start with `*` as an inline command: an unknown command, connection open."""
+    pid = kv.pid(0)
+    bystander = kv.client(0, protocol=2)
+    bystander.set("sentinel", "v")
+    baseline = _vm_rss_bytes(pid)
+    sock = _connect(kv.port())
+    sock.sendall(b"*1\r\n$4\r\nPING\r\n" + kind + b"3000000000\r\n")
+    expected = (b"+PONG\r\n-ERR unknown command '" + kind
+                + b"3000000000', with args beginning with: \r\n")
+    assert _read_exactly(sock, len(expected)) == expected
+    sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+    assert _read_exactly(sock, 7) == b"+PONG\r\n"
+    grown = _vm_rss_bytes(pid) - baseline
+    assert grown < 50 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB"
+    assert bystander.get("sentinel") == b"v"
+    sock.close()
 
 
 def test_command_errors_keep_the_connection_open_and_in_order(kv: ClusterHarness) -> None:

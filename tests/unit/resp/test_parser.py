@@ -191,6 +191,17 @@ def test_parser_query_buffer_limit_closes(parser_cls):
     assert QueryBufferExceeded("x").reply() == b""
 
 
+def test_parser_limits_hold_for_whole_frames_too(parser_cls):
+    """hiredis checks no limits; a frame that arrives whole still gets Redis's error."""
+    small_bulk = ServerConfig(proto_max_bulk_len=10)
+    assert error_of(parser_cls, frame(b"SET", b"k", b"x" * 11), small_bulk) == (
+        b"-ERR Protocol error: invalid bulk length\r\n")
+    few_args = ServerConfig(max_multibulk_len=2)
+    assert parse_all(parser_cls, frame(b"GET", b"k"), few_args) == [[b"GET", b"k"]]
+    assert error_of(parser_cls, frame(b"SET", b"k", b"v"), few_args) == (
+        b"-ERR Protocol error: invalid multibulk length\r\n")
+
+
 def test_parser_huge_declared_lengths_never_allocate(parser_cls):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for data in (b"*1\r\n$4000000000\r\n", b"*1048576\r\n$1\r\na\r\n",
@@ -235,6 +246,63 @@ def test_parser_simple_string_element_is_rejected_even_in_a_whole_frame(parser_c
         b"-ERR Protocol error: expected '$', got '+'\r\n")
 
 
+@pytest.mark.parametrize("short", [b"+a\r\n", b"(1\r\n"])
+def test_parser_shorter_and_longer_elements_cannot_hide_each_other(parser_cls, short):
+    """Four frames with a `+simple` or `(big number` element (3 bytes shorter than the
+    canonical bulk) and three with a verbatim one (4 bytes longer) add up to the canonical
+    size of seven GETs; hiredis returns all seven as bytes. Redis refuses the first."""
+    data = (b"*2\r\n$3\r\nGET\r\n" + short) * 4 + b"*2\r\n$3\r\nGET\r\n=5\r\ntxt:a\r\n" * 3
+    assert len(data) == 7 * len(frame(b"GET", b"a"))
+    assert error_of(parser_cls, data) == (
+        b"-ERR Protocol error: expected '$', got '%s'\r\n" % short[:1])
+    for cuts in ([], [len(data) // 2], [40, 90]):
+        reference = _outcome(RequestParser, frame(b"PING") + data, cuts)
+        assert _outcome(HiredisRequestParser, frame(b"PING") + data, cuts, "fused") == reference
+
+
+@pytest.mark.parametrize("kind", [b"~", b">", b"|", b"%"])
+def test_parser_resp3_aggregates_in_requests_answer_as_the_reference(kind):
+    """hiredis reads RESP3 sets, pushes and attributes as lists of bytes the size of a `*`
+    array, and pre-allocates their declared counts (a 30-byte request used to cost a 24 GB
+    allocation and seconds of a stalled loop). Redis reads a request's frames as `*` arrays
+    or inline lines only: the reference parser's answer, whole or split, no allocation."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for data in (frame(b"PING") + kind + b"2\r\n$3\r\nGET\r\n$1\r\nk\r\n" + frame(b"PING"),
+                 frame(b"PING") + kind + b"3000000000\r\n" + frame(b"PING"),
+                 frame(b"PING") + b"*1\r\n" + kind + b"3000000000\r\n"):
+        for cuts in ([], [len(data) - 30], [len(data) - 20, len(data) - 10]):
+            reference = _outcome(RequestParser, data, cuts)
+            assert _outcome(HiredisRequestParser, data, cuts, "fused") == reference
+            assert _outcome(HiredisRequestParser, data, cuts, batch=True) == reference
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000
+
+
+def test_parser_streamed_pipeline_stays_on_hiredis():
+    """Reads that end inside a frame (a long pipeline, `redis-cli --pipe`) keep the partial
+    frame's bytes and go on with the same reader: the reference parser never runs."""
+    commands = [[b"SET", b"key:%d" % i, b"v" * (i % 300)] for i in range(2000)]
+    data = b"".join(frame(*c) for c in commands)
+    parser = HiredisRequestParser()
+    reader, parsed = parser._reader, []
+    for start in range(0, len(data), 4093):   # a prime: the cuts fall inside frames
+        parser.feed_into(data[start:start + 4093], parsed)
+        assert parser._fallback is None and parser._reader is reader
+        assert len(parser._mirror) < 400       # at most the one partial frame
+    assert parsed == commands and not parser._mirror
+
+
+@pytest.mark.parametrize("inner", [b"b" * 1000, b"*1\r\n$900\r\n" + b"b" * 990])
+def test_parser_partial_frame_after_a_simple_string_element_is_replayed(inner):
+    """`+` elements before a read's partial frame make it start earlier than the canonical
+    sizes say (3 bytes each; seven of them point 21 bytes in, at the second case's inner
+    frame, which would pass for a partial frame): the reference parser takes the read."""
+    data = (frame(b"PING") + b"*2\r\n$4\r\nECHO\r\n+a\r\n" * 7 + frame(b"ECHO", inner))
+    for cut in range(len(data) - len(inner) + 5, len(data) - len(inner) + 60, 9):
+        reference = _outcome(RequestParser, data, [cut])
+        assert reference == ([[b"PING"]], b"-ERR Protocol error: expected '$', got '+'\r\n")
+        assert _outcome(HiredisRequestParser, data, [cut], "fused") == reference
+
+
 @pytest.mark.parametrize("data", [
     b"*3000000000\r\n", b"*1\r\n*3000000000\r\n", b"*2\r\n$1\r\na\r\n*4000000000\r\n",
 ])
@@ -268,6 +336,7 @@ _junk = st.sampled_from([
     b"*2\r\n$3\r\nGET\r\n:5\r\n", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n+v\r\n",
     b"*3\r\n$3\r\nSET\r\n*1\r\n$1\r\nk\r\n$1\r\nv\r\n", b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n",
     b"*02\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-1\r\n",
+    b"*2\r\n$3\r\nGET\r\n(123\r\n", b"*2\r\n$3\r\nGET\r\n=5\r\ntxt:a\r\n",
 ])
 
 
