@@ -337,6 +337,8 @@ _junk = st.sampled_from([
     b"*3\r\n$3\r\nSET\r\n*1\r\n$1\r\nk\r\n$1\r\nv\r\n", b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n",
     b"*02\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-1\r\n",
     b"*2\r\n$3\r\nGET\r\n(123\r\n", b"*2\r\n$3\r\nGET\r\n=5\r\ntxt:a\r\n",
+    b"~2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b">1\r\n$4\r\nPING\r\n", b"|1\r\n$1\r\na\r\n$1\r\nb\r\n",
+    b"%1\r\n*1\r\n$1\r\na\r\n$1\r\nb\r\n",
 ])
 
 
