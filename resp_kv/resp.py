@@ -22,11 +22,13 @@ Limits and the exact error texts (each closes the connection after earlier repli
 Two parsers share one API (`feed(data)`, `next_command() -> list[bytes] | None`, and the
 batch form `commands_into(sink)`): `RequestParser` (pure Python, the reference) and
 `HiredisRequestParser` (hiredis.Reader, the fast path). hiredis validates less than Redis (it
-accepts any reply type inside an array, waits for any declared length, and pre-allocates a
-list for a declared array count), so the hiredis parser only keeps what it returns when the
-returned commands re-encode canonically to exactly the bytes it was fed; otherwise, and for
-any chunk holding a '*' followed by 7+ digits, the bytes go to `RequestParser`. A declared
-4 GB bulk or a 3e9-element array is rejected from its header and never allocated.
+reads every RESP3 type, accepts any type inside an array, checks no limits, waits for any
+declared length, and pre-allocates a list for a declared array, set, push or attribute
+count), so bytes that could hold a big aggregate header or a RESP3 type it would read
+differently never reach it (`_needs_reference`), and it only keeps what it returns when the
+returned commands' canonical sizes account for exactly the bytes it was fed; otherwise the
+bytes go to `RequestParser`. A declared 4 GB bulk or a 3e9-element aggregate is rejected
+from its header and never allocated.
 """
 
 from __future__ import annotations
