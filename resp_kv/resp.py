@@ -257,6 +257,12 @@ class RequestParser:
         self.feed(data)
         self.commands_into(sink)
 
+    def take_rest(self) -> bytes:
+        """Return the bytes not yet parsed and forget them (another parser takes over)."""
+        rest = bytes(self._buf[self._pos:])
+        self._buf, self._pos = bytearray(), 0
+        return rest
+
     def commands_into(self, sink) -> None:
         """Append every complete command to `sink`; then raise a pending ProtocolError."""
         append = sink.append

@@ -105,6 +105,31 @@ def test_garbage_closes_only_that_connection() -> None:
     asyncio.run(scenario())
 
 
+def test_a_huge_push_header_before_auth_allocates_nothing() -> None:
+    """hiredis pre-allocates a `>` push's declared count (`>300000000`: 2.3 GB, 1.6 s);
+    before AUTH the bytes go to the reference parser, which refuses it as a first frame.
+    AUTH and the first requests in one write still work."""
+    import resource
+    async def scenario():
+        server = await _server()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for payload in (b">300000000\r\n", b"*1\r\n>300000000\r\n"):
+            reader, writer, _ = await _raw_hello(server.port)
+            writer.write(payload)
+            assert await asyncio.wait_for(reader.read(), 2) == b""
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000
+        reader, writer, nonce = await _raw_hello(server.port)
+        proof = messages.auth_proof(SECRET, nonce, "c")
+        writer.write(messages.encode_value([b"AUTH", b"c", proof])
+                     + messages.encode_request(b"ECHO", 7, [b"x"]))
+        answer = await asyncio.wait_for(reader.readuntil(b"x\r\n"), 2)
+        assert answer.startswith(b"*3\r\n$1\r\n7\r\n")
+        assert answer.endswith(b"$1\r\nc\r\n$1\r\nx\r\n")
+        writer.close()
+        await server.stop()
+    asyncio.run(scenario())
+
+
 def test_unreachable_peer_fails_fast_and_backs_off() -> None:
     async def scenario():
         transport = PeerTransport("a", None, lambda n: ("127.0.0.1", 1), SystemClock(), 0.5)
