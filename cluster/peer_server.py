@@ -4,7 +4,9 @@ Not the handlers (coordinator, gossip, anti-entropy register theirs with `regist
 the client side (transport.py). Frames are in messages.py. Rules (DESIGN.md §5, §7):
 
 - The server speaks first (HELLO nonce); the first frame from the peer must be a valid AUTH,
-  else the connection is closed. Before AUTH at most PRE_AUTH_MAX_BYTES may be buffered.
+  else the connection is closed. Before AUTH at most PRE_AUTH_MAX_BYTES may be buffered, and
+  the bytes are read by the pure-Python request parser (resp.RequestParser), not by hiredis,
+  which pre-allocates whatever count a RESP3 push header declares; after AUTH, hiredis.
 - Garbage (a RESP protocol error, a frame that is not a request array, a buffer over the bound)
   closes that connection only; the node and every other connection go on.
 - Replies of one event-loop iteration go out in one write, after `barrier()` (the store's fsync
