@@ -22,7 +22,7 @@ the per-request answer state (inflight.py: Waiter, Read, QuickRead, QuickWrite).
 - mutate: at the key's first live primary (every other node forwards it there, primaries
   included, so one lock serializes the key), under a per-key asyncio.Lock: quorum read -> winner -> mutator ->
   quorum write over the read's joined context. A forwarded mutation's reply travels RESP2-encoded
-  (resp_kv.resp.encode) and is decoded with hiredis; a top-level simple string comes back as
+  (resp_kv.reply.encode) and is decoded with hiredis; a top-level simple string comes back as
   resp_kv.reply.SimpleString, nested ones as bytes.
 """
 
@@ -530,7 +530,7 @@ def encode_scan_page(found: list[tuple[int, bytes]], upto: int) -> list:
 def decode_reply(raw: bytes):
     """Decode a forwarded mutation's RESP2 reply (see module docstring)."""
     if raw[:1] == b"+" and raw.count(b"\r\n") == 1:
-        from resp_kv.resp import SimpleString
+        from resp_kv.reply import SimpleString
         return SimpleString(raw[1:-2].decode())
     reader = hiredis.Reader()
     reader.feed(raw)

@@ -28,7 +28,7 @@ every frame of one event-loop iteration into one socket write (measured: a messa
                                        "AnswerAlone: answer alone": ask for it with GET
     FGET  key                          forwarded read, coordinated by the receiver -> siblings|nil
     FPUT  key value|nil expire_ms context|nil     forwarded write (context: VCLOCK text) -> "OK"
-    FMUT  key name arg*                forwarded mutation -> the reply, RESP2-encoded (resp.encode)
+    FMUT  key name arg*                forwarded mutation -> the reply, RESP2-encoded (reply.encode)
     SCAN  cursor count                 -> [upto, [token, key, ...]]   live keys from token cursor
     COUNT alive_csv                    -> number of live keys whose first live primary is the receiver
     FLUSH                              delete every data key and hint -> "OK"

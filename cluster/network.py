@@ -258,7 +258,7 @@ class Network:
         return messages.OK
 
     async def _on_fmut(self, peer: NodeId, args: list) -> bytes:
-        from resp_kv.resp import encode
+        from resp_kv.reply import encode
         key, name, rest = args[0], args[1].decode(), list(args[2:])
         try:
             reply = await self.coordinator.mutate(key, name, rest, forwarded=True)

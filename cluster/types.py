@@ -70,7 +70,7 @@ class Write:
 class Outcome:
     """A mutation's result: the reply for the client (opaque to the cluster) and the write, if any.
 
-    `reply` must be encodable by `resp_kv.resp.encode` (RESP2) because a forwarded mutation's
+    `reply` must be encodable by `resp_kv.reply.encode` (RESP2) because a forwarded mutation's
     reply crosses the peer protocol in that form.
     """
 

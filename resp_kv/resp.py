@@ -1,6 +1,6 @@
-"""RESP codec, sans-IO: client request parsing and reply encoding (RESP2 and RESP3).
+"""RESP request parsing, sans-IO: the bytes a client sends -> commands (lists of bytes).
 
-Not a socket owner: `server.py` feeds bytes in and writes the bytes `encode` returns.
+Not a socket owner: `server.py` feeds bytes in. Replies are encoded by `reply.py`.
 
 Requests, as Redis 7.2 `networking.c` reads them:
 
@@ -33,13 +33,9 @@ from its header and never allocated.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import deque
-from typing import TYPE_CHECKING, Any
-
-from resp_kv.errors import CommandError
-from resp_kv.reply import NO_REPLY, Double, Set, SimpleString
+from typing import TYPE_CHECKING
 
 try:
     import hiredis
@@ -51,8 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ProtocolError", "QueryBufferExceeded", "RequestParser", "HiredisRequestParser",
-    "make_request_parser", "encode", "encode_bulk", "encode_error", "BULK_HEADS",
-    "BULK_HEADS_MAX",
+    "make_request_parser",
 ]
 
 _INLINE_MAX = 64 * 1024          # PROTO_INLINE_MAX_SIZE
@@ -544,100 +539,3 @@ def make_request_parser(limits: "ServerConfig | None" = None
     if hiredis is not None:
         return HiredisRequestParser(limits)
     return RequestParser(limits)  # pragma: no cover
-
-
-# ---------------------------------------------------------------------------------- encoding
-
-_NULL = (b"", b"", b"$-1\r\n", b"_\r\n")
-# "$<n>\r\n" for the common sizes: `BULK_HEADS[n] + data + b"\r\n"` costs ~60 % of
-# `b"$%d\r\n%s\r\n" %` (timeit, 100-byte values).
-BULK_HEADS = tuple(b"$%d\r\n" % n for n in range(1024))
-BULK_HEADS_MAX = len(BULK_HEADS)
-_SIMPLE_CACHE: dict[str, bytes] = {}   # text -> encoded (OK, PONG...)
-
-
-def _clean(text: str) -> bytes:
-    # Redis replaces CR/LF in status and error lines with spaces.
-    return text.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace")
-
-
-def encode_error(error: CommandError) -> bytes:
-    return b"-%s\r\n" % _clean(error.line)
-
-
-def _format_double(value: float) -> bytes:
-    if math.isinf(value):
-        return b"inf" if value > 0 else b"-inf"
-    if math.isnan(value):
-        return b"nan"
-    if value.is_integer() and abs(value) < 1e17:
-        return b"%d" % int(value)
-    return repr(value).encode()
-
-
-def encode_bulk(data: bytes) -> bytes:
-    """A bulk string reply, `$<len>\r\n<data>\r\n` (the dispatcher inlines it for GET)."""
-    size = len(data)
-    if size < BULK_HEADS_MAX:
-        return BULK_HEADS[size] + data + b"\r\n"
-    return b"$%d\r\n%s\r\n" % (size, data)
-
-
-def encode(reply: Any, protocol: int = 2) -> bytes:
-    """Encode one reply value (see resp_kv.reply) for a RESP2 or RESP3 client."""
-    cls = reply.__class__
-    if cls is bytes:
-        return encode_bulk(reply)
-    if reply is None:
-        return _NULL[protocol]
-    if cls is SimpleString:
-        cached = _SIMPLE_CACHE.get(reply.text)
-        if cached is None:
-            cached = b"+%s\r\n" % _clean(reply.text)
-            if len(_SIMPLE_CACHE) < 256:
-                _SIMPLE_CACHE[reply.text] = cached
-        return cached
-    if cls is int:
-        return b":%d\r\n" % reply
-    return _encode_other(reply, protocol)
-
-
-def _encode_other(reply: Any, protocol: int) -> bytes:
-    if reply is NO_REPLY:
-        return b""
-    if isinstance(reply, (list, tuple)):
-        head = b"~%d\r\n" if protocol == 3 and isinstance(reply, Set) else b"*%d\r\n"
-        return head % len(reply) + b"".join([encode(item, protocol) for item in reply])
-    if isinstance(reply, dict):
-        if protocol == 3:
-            parts = [b"%%%d\r\n" % len(reply)]
-        else:
-            parts = [b"*%d\r\n" % (2 * len(reply))]
-        for key, value in reply.items():
-            parts.append(encode(key, protocol))
-            parts.append(encode(value, protocol))
-        return b"".join(parts)
-    if isinstance(reply, CommandError):
-        return encode_error(reply)
-    if isinstance(reply, bool):
-        if protocol == 3:
-            return b"#t\r\n" if reply else b"#f\r\n"
-        return b":1\r\n" if reply else b":0\r\n"
-    if isinstance(reply, int):
-        return b":%d\r\n" % reply
-    if isinstance(reply, (Double, float)):
-        text = _format_double(reply.value if isinstance(reply, Double) else reply)
-        if protocol == 3:
-            return b",%s\r\n" % text
-        return b"$%d\r\n%s\r\n" % (len(text), text)
-    if isinstance(reply, (bytearray, memoryview)):
-        data = bytes(reply)
-        return b"$%d\r\n%s\r\n" % (len(data), data)
-    if isinstance(reply, str):
-        data = reply.encode("utf-8")
-        return b"$%d\r\n%s\r\n" % (len(data), data)
-    if isinstance(reply, SimpleString):
-        return b"+%s\r\n" % _clean(reply.text)
-    if isinstance(reply, (set, frozenset)):
-        return _encode_other(Set(reply), protocol)
-    raise TypeError(f"cannot encode {type(reply).__name__}")

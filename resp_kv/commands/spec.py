@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from resp_kv.resp import encode_error
+from resp_kv.reply import encode_error
 
 if TYPE_CHECKING:
     from resp_kv.backend import Backend

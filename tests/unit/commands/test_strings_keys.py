@@ -13,7 +13,7 @@ import pytest
 from resp_kv.commands import custom, debug, keys, strings
 from resp_kv.commands.spec import Session
 from resp_kv.errors import CommandError
-from resp_kv.resp import encode
+from resp_kv.reply import encode
 from tests.helpers.fake_backend import FakeBackend
 
 SPECS = {spec.name: spec for spec in strings.SPECS + keys.SPECS + custom.SPECS + debug.SPECS}

@@ -9,7 +9,7 @@ import pytest
 
 from resp_kv.errors import CommandError, NoAuth, WrongArity
 from resp_kv.reply import OK, PONG, Double, Map, Set, SimpleString
-from resp_kv.resp import encode, encode_error
+from resp_kv.reply import encode, encode_error
 
 
 @pytest.mark.parametrize("reply, resp2, resp3", [
