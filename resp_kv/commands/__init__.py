@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING
 from resp_kv.commands import admin, connection, custom, keys, server, strings
 from resp_kv.commands.spec import CommandSpec, Session
 from resp_kv.errors import CommandError, NoAuth, UnknownCommand, WrongArity
-from resp_kv.reply import NOT_NOW, OK
 from resp_kv.reply import BULK_HEADS as _BULK_HEADS
 from resp_kv.reply import BULK_HEADS_MAX as _BULK_HEADS_MAX
-from resp_kv.reply import encode, encode_bulk, encode_error
+from resp_kv.reply import NOT_NOW, OK, encode, encode_bulk, encode_error
 from resp_kv.resume import resume
 
 if TYPE_CHECKING:

@@ -27,8 +27,7 @@ import time
 from resp_kv.commands.mutations import LLONG_MAX, LLONG_MIN, parse_ll, parse_long_double
 from resp_kv.commands.spec import CommandSpec, Session, started_error
 from resp_kv.errors import CommandError, NotAFloat, NotAnInteger, SyntaxErr, WrongArity
-from resp_kv.reply import NOT_NOW, OK
-from resp_kv.reply import encode_bulk
+from resp_kv.reply import NOT_NOW, OK, encode_bulk
 
 __all__ = ["SPECS", "now_ms"]
 
