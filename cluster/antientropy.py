@@ -181,14 +181,14 @@ class AntiEntropy:
 
     def __init__(self, node_id: NodeId, store: LocalStore, replica: Replica, *,
                  ring: Callable[[], object | None], replicas: int, call: Call | None = None,
-                 clock: Clock | None = None, grace_s: float = 0.0,
+                 clock: Clock | None = None, grace_s: float = 0.0, hint_wait_s: float = 0.0,
                  compactions: Callable[[], int] | None = None,
                  tree_when_alone: bool = True) -> None:
         self.node_id, self.store, self.replica = node_id, store, replica
         self._ring, self.replicas, self._call = ring, replicas, call
         self.clock = clock or SystemClock()
         self.keeper = MerkleKeeper(store, replica, compactions)
-        self.gate = GcGate(self.clock.wall_ms(), int(grace_s * 1000))
+        self.gate = GcGate(self.clock.wall_ms(), int(grace_s * 1000), int(hint_wait_s * 1000))
         self._sessions: OrderedDict[tuple[NodeId, bytes], _View] = OrderedDict()
         self.last_exchange_ms: dict[NodeId, int] = {}
         self.tombstones_purged = 0
@@ -288,7 +288,8 @@ class AntiEntropy:
         never had any version, or lost its disk): it holds nothing that could come back, so it
         need not have synced."""
         return self.gate.collectable(
-            token, siblings, [p for p in self._other_replicas(token) if p != lacking])
+            token, siblings, [p for p in self._other_replicas(token) if p != lacking],
+            self.clock.wall_ms())
 
     def _record_clean(self, peer: NodeId, ranges: list[Range], started_ms: int) -> None:
         self.gate.record_clean(peer, ranges, started_ms)

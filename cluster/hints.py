@@ -9,9 +9,18 @@ node's LocalStore, so they survive a restart (DESIGN.md §5):
 One record per (owner, key): a second hint for the same key is merged into the first with
 `versioning.sync` (so hints are idempotent and bounded by the key count) and keeps the first
 `created_ms`. Caps: a hint older than `hint_max_age_s` is dropped at delivery time, and a new hint
-that would push the stored bytes over `hint_max_bytes` is refused; both count `dropped`. A
-refused hint never fails a write that already met W: the coordinator records hints best-effort,
-and a fallback that cannot store one simply does not ack (the write then needs W elsewhere).
+that would push the stored bytes over `hint_max_bytes` is refused; both count `dropped`.
+
+`created_ms` is the earlier of now and the oldest timestamp among the hint's siblings, so a hint
+is never younger than any write it carries, however late it reached this node (a fallback that
+was paused with the write in its socket buffer). The GC gate relies on that: it keeps a dead
+record `hint_max_age_s` (plus the request timeout) past its newest timestamp
+(service.hint_wait_s), so a hint holding a value that a delete superseded cannot be delivered
+after the tombstone is collected and bring the value back.
+
+A refused hint never fails a write that already met W: the coordinator records hints
+best-effort, and a fallback that cannot store one simply does not ack (the write then needs W
+elsewhere).
 
 `HandoffDeliverer` (the task) scans an owner's hints when the failure detector says it is up,
 sends each as a replica PUT, and deletes the hint once the owner acked it.
@@ -85,7 +94,9 @@ class HintStore:
             created = old[:8]
             siblings = versioning.sync(versioning.decode_siblings(old[8:]), siblings)
         else:
-            created = self._clock.wall_ms().to_bytes(8, "big")
+            # Born no later than the oldest write it carries (see the module docstring).
+            oldest = min((s.timestamp_ms for s in siblings), default=0)
+            created = min(self._clock.wall_ms(), oldest).to_bytes(8, "big")
         value = created + versioning.encode_siblings(siblings)
         grow = len(value) - (len(old) if old is not None else 0)
         if self.pending_bytes + grow > self._max_bytes:

@@ -442,7 +442,7 @@ def _build_antientropy(cluster: Cluster):
         ring=(lambda: network.ring) if network is not None else (lambda: None),
         replicas=config.replicas,
         call=network.transport.call if network is not None else None,
-        clock=cluster.clock, grace_s=config.tombstone_grace_s,
+        clock=cluster.clock, grace_s=config.tombstone_grace_s, hint_wait_s=hint_wait_s(config),
         tree_when_alone=bool(config.seeds))
     if network is not None:
         antientropy.register(network.server.register)
@@ -450,6 +450,19 @@ def _build_antientropy(cluster: Cluster):
                       alive=(lambda: network.alive) if network is not None else None,
                       interval_s=config.anti_entropy_interval_s)
     return antientropy, repairs
+
+
+def hint_wait_s(config) -> float:
+    """How long past its newest timestamp a dead record is kept, at least: the GC gate's
+    `hint_wait` for `config` (a resp_kv.config.ClusterConfig).
+
+    A hint older than `hint_max_age_s` is never delivered, and a hint is never younger than
+    the writes it carries (hints.py). A delete that supersedes a write was made after it, so
+    a tombstone kept `hint_max_age_s` past its own timestamp outlives every hint of what it
+    deleted; collected sooner, a late hint would bring the value back on its owner (Cassandra:
+    max_hint_window < gc_grace_seconds). The request timeout is the margin for a hint checked
+    just before it expired and still on the wire, and for clocks a little apart."""
+    return config.hint_max_age_s + config.request_timeout_s
 
 
 def _build_network(cluster: Cluster):

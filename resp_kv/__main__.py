@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(parser, "debug-commands", False, "enable the DEBUG fault hooks used by tests", action="store_true")
     _flag(parser, "phi-threshold", 8.0, "phi-accrual suspicion threshold", type=float)
     _flag(parser, "request-timeout-ms", 2000, "one peer call's timeout before sloppy quorum steps in", type=int)
+    _flag(parser, "hint-max-age-s", 3 * 3600.0,
+          "a hint older than this is dropped, not delivered; deletes are kept at least this long",
+          type=float)
     _flag(parser, "proto-max-bulk-len", 512 * 1024 * 1024, "largest bulk string a client may send",
           type=_size)
     _flag(parser, "client-query-buffer-limit", 1024 * 1024 * 1024,
@@ -103,6 +106,8 @@ def config_from_args(argv: list[str] | None = None) -> tuple[Config, str]:
         parser.error("need 1 <= read-quorum, write-quorum <= replicas")
     if args.vnodes < 1:
         parser.error("--vnodes must be at least 1")
+    if not args.hint_max_age_s >= 0:
+        parser.error("--hint-max-age-s must be a number of seconds >= 0")
     seeds = tuple(s.strip() for s in args.seeds.split(",") if s.strip())
     return Config(
         server=ServerConfig(
@@ -117,7 +122,7 @@ def config_from_args(argv: list[str] | None = None) -> tuple[Config, str]:
             write_quorum=args.write_quorum, vnodes=args.vnodes,
             cluster_secret=args.cluster_secret or None, gossip_interval_ms=args.gossip_interval_ms,
             phi_threshold=args.phi_threshold, anti_entropy_interval_s=args.anti_entropy_interval_s,
-            request_timeout_s=args.request_timeout_ms / 1000.0),
+            request_timeout_s=args.request_timeout_ms / 1000.0, hint_max_age_s=args.hint_max_age_s),
     ), args.log_level
 
 

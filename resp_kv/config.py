@@ -67,7 +67,7 @@ class ClusterConfig:
     anti_entropy_interval_s: float = 600.0  # 0 = only on REPAIR
     request_timeout_s: float = 2.0          # one peer call, before sloppy quorum takes over
     hint_max_bytes: int = 256 * 1024 * 1024
-    hint_max_age_s: float = 3 * 3600.0
+    hint_max_age_s: float = 3 * 3600.0      # also the least time a dead record is kept (gcgate.py)
     tombstone_grace_s: float = 0.0          # extra wait after a verified sync before GC (issue 4)
 
 

@@ -16,7 +16,7 @@ import pytest
 from cluster import messages, versioning
 from cluster.types import Sibling
 from tests.helpers.harness import HOST, ClusterHarness
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import GiveUp, wait_until
 
 pytestmark = pytest.mark.fault
 
@@ -105,8 +105,8 @@ def _wait_trees_ready(cluster: ClusterHarness) -> None:
 
 @pytest.fixture
 def cluster(tmp_path):
-    with ClusterHarness(tmp_path, size=3, n=3, w=2, r=2, debug_commands=True,
-                             extra_args=["--anti-entropy-interval-s", "0"]) as harness:
+    with ClusterHarness(tmp_path, size=3, n=3, w=2, r=2, debug_commands=True, extra_args=[
+            "--anti-entropy-interval-s", "0", "--hint-max-age-s", "1"]) as harness:
         yield harness.up(timeout_s=30)
 
 
@@ -179,26 +179,97 @@ def test_delete_during_partition_never_reappears(cluster: ClusterHarness) -> Non
     wait_until(lambda: all(int(_info(cluster, i)["hints_pending"]) == 0 for i in range(3)),
                30, "hints delivered after the heal")
     _repair(cluster, 2)
-    collected = False
-    for _ in range(10):
+
+    def sweep() -> bool:
+        """Sync and compact every node; True once every tombstone is collected (not before
+        the gate's wait, --hint-max-age-s plus the request timeout, has passed)."""
         for i in range(3):
             _repair(cluster, i)
             cluster.client(i).execute_command("DEBUG", "COMPACT")
         for i in range(3):                                 # local reads: no read repair
             node = cluster.client(i)
             for key in doomed:
-                assert node.execute_command("DEBUG", "LOCALGET", key) is None, (i, key)
-            assert node.execute_command("DEBUG", "LOCALGET", survivor[0]) == \
-                b"value-" + survivor[0]
-        collected = all(cluster.client(i).execute_command("DEBUG", "LOCALVCLOCK", key)[1] == []
-                        for i in range(3) for key in doomed)
-        if collected:
-            break
-    assert collected, "every replica synced, yet the tombstones were never collected"
+                if node.execute_command("DEBUG", "LOCALGET", key) is not None:
+                    raise GiveUp(f"{key!r} came back on n{i}")
+            if node.execute_command("DEBUG", "LOCALGET", survivor[0]) != b"value-" + survivor[0]:
+                raise GiveUp(f"n{i} lost {survivor[0]!r}")
+        return all(cluster.client(i).execute_command("DEBUG", "LOCALVCLOCK", key)[1] == []
+                   for i in range(3) for key in doomed)
+
+    wait_until(sweep, 60, "every replica synced and collected the tombstones", interval_s=0.2)
     for i in range(3):
         for key in doomed:
             assert cluster.client(i).get(key) is None
     wait_until(lambda: len(_roots(cluster)) == 1, 30, "identical roots after GC")
+
+
+def test_a_hint_held_elsewhere_cannot_bring_back_a_collected_delete(tmp_path) -> None:
+    """Four nodes, N=3. A value is hinted for n2 on n3 (outside the key's replicas, so no
+    exchange among the replicas involves it); n3 is cut off; the key is deleted on all three
+    replicas, which then sync and compact. The tombstones must outlive any hint of what they
+    deleted: collected only after --hint-max-age-s, and n3's late hint then dropped, not
+    delivered. (Collected at once, as before, the hint put the value back on n2.)"""
+    hint_age_s = 10.0    # longer than the steps up to the delivery take (~4 s here)
+    harness = ClusterHarness(tmp_path, size=4, n=3, w=2, r=2, debug_commands=True, extra_args=[
+        "--anti-entropy-interval-s", "0", "--gossip-interval-ms", "200",
+        "--request-timeout-ms", "500", "--hint-max-age-s", str(hint_age_s)])
+    client = harness.client
+    debug = lambda i, *args: client(i).execute_command("DEBUG", *args)   # noqa: E731
+
+    def cut(side: list[int], others: list[int]) -> None:
+        for i in side:
+            debug(i, "PARTITION", *[f"n{j}" for j in others])
+        for j in others:
+            debug(j, "PARTITION", *[f"n{i}" for i in side])
+
+    try:
+        harness.up(timeout_s=40)
+        probes = {f"late-hint:{i}".encode(): b"first" for i in range(60)}
+        for key, value in probes.items():
+            client(0).set(key, value)
+        # Keys whose replicas are n0, n1, n2, so that n3 is the fallback for n2.
+        keys = wait_until(lambda: [k for k in probes
+                                   if [debug(i, "LOCALGET", k) for i in range(4)]
+                                   == [b"first", b"first", b"first", None]]
+                          if all(sum(debug(i, "LOCALGET", k) is not None for i in range(4)) == 3
+                                 for k in probes) else None,
+                          20, "every probe key on exactly three replicas")
+        assert keys, "no probe key has n3 outside its replicas"
+        cut([2], [0, 1, 3])
+        wait_until(lambda: _info(harness, 0)["cluster_nodes_up"] == 3, 20, "n0 sees n2 down")
+        for key in keys:
+            assert client(0).set(key, b"doomed") is True    # n3 keeps it as a hint for n2
+        wait_until(lambda: _info(harness, 3)["hints_pending"] == len(keys), 20,
+                   "n3 holds a hint for n2 of every doomed write")
+        cut([3], [0, 1])                                   # n3 and its hints: away
+        for i in range(3):
+            debug(i, "HEAL")
+        cut([0, 1, 2], [3])
+        assert client(0).delete(*keys) == len(keys)
+        for i in range(3):                                 # the tombstone on every replica
+            wait_until(lambda i=i: all(debug(i, "LOCALVCLOCK", k)[1][0][0] is None
+                                       for k in keys), 20, f"n{i} holds the tombstones")
+        wait_until(lambda: all(_info(harness, i)["hints_pending"] == 0 for i in range(3)), 20,
+                   "no hint of the delete left on the replicas")
+
+        def collected() -> bool:
+            for i in range(3):
+                _repair(harness, i)
+                debug(i, "COMPACT")
+            return all(debug(i, "LOCALVCLOCK", k)[1] == [] for i in range(3) for k in keys)
+
+        wait_until(collected, 60, "the tombstones collected on every replica", interval_s=0.2)
+        dropped = _info(harness, 3)["hints_dropped"]
+        for i in range(4):
+            debug(i, "HEAL")
+        wait_until(lambda: _info(harness, 3)["hints_pending"] == 0, 30, "n3's hints handled")
+        for i in range(3):
+            assert [debug(i, "LOCALGET", k) for k in keys] == [None] * len(keys), f"n{i}"
+        for i in range(4):
+            assert client(i).mget(keys) == [None] * len(keys)
+        assert _info(harness, 3)["hints_dropped"] - dropped == len(keys)
+    finally:
+        harness.kill_all()
 
 
 def test_background_anti_entropy_converges_without_repair(tmp_path) -> None:
