@@ -10,11 +10,15 @@ reach the OS (`wal_flush`) and the disk (`wal_sync`).
     everysec  wal_flush (bytes in the OS: survive kill -9)    fdatasync once a second, in a thread
     no        wal_flush                                       never (the OS decides)
 
-Two barriers. `barrier()` flushes at once (the peer server calls it from its own once-per-
-iteration flush). `reply_barrier()` is the client server's: under every policy the WAL is
-written once per loop iteration (a `FlushTick` shared by every connection that wrote in it),
-and the replies it holds are written right after, in the same callback. That is Redis's order
-too (beforeSleep: flushAppendOnlyFile, then handleClientsWithPendingWrites).
+Two barriers. `barrier()` flushes at once (`always`: a future of the group commit); the peer
+server calls it from its own once-per-iteration flush, and `durable()` awaits it.
+`reply_barrier()` is the client server's: under every policy the WAL is written once per loop
+iteration (`always`: and fdatasynced, the group commit), and a `FlushTick` shared by every
+connection that wrote in it holds their replies and hands them back right after, in the same
+callback. That is Redis's order too (beforeSleep: flushAppendOnlyFile, then
+handleClientsWithPendingWrites). At most one tick is pending at a time: it completes inside
+the callback that flushes, so a reply that must wait behind an earlier one of its connection
+joins the same tick.
 
 Measured (issue 2): one WAL write per event-loop batch costs ~0.8 µs per SET at -P 16, one write
 per SET ~2.4 µs; an inline fdatasync (~0.15 ms) per batch beats handing it to a thread. At -P 1
@@ -32,47 +36,23 @@ log = logging.getLogger("resp_kv.durability")
 
 
 class FlushTick:
-    """The WAL flush of one loop iteration, as the client server waits for it. Replies are held
-    until it is done: those in `replies` ((connection, reply bytes), in order; None once done)
-    are handed back through `connection.tick_released(tick, data, error)`, then the callbacks
-    run; both synchronously right after the flush (an asyncio future would defer each to yet
-    another loop pass, and a callback per reply cost a connection's queue and bound method)."""
+    """The WAL write (`always`: and fdatasync) that the client replies of one loop iteration
+    wait for. `replies` holds [connection, reply bytes or a list of them] entries, one per
+    connection, in arrival order (None once done); each is handed back synchronously right after
+    the write through `connection.tick_released(tick, data, error)` (an asyncio future would
+    defer each release to yet another loop pass, and a callback per reply cost a connection's
+    queue and bound method)."""
 
-    __slots__ = ("_callbacks", "_done", "_error", "replies")
+    __slots__ = ("replies",)
 
     def __init__(self) -> None:
-        self._callbacks: list = []
-        self._done = False
-        self._error: BaseException | None = None
-        self.replies: list | None = []
-
-    def done(self) -> bool:
-        return self._done
-
-    def cancelled(self) -> bool:
-        return False
-
-    def exception(self) -> BaseException | None:
-        return self._error
-
-    def add_done_callback(self, callback) -> None:
-        if self._done:
-            callback(self)
-        else:
-            self._callbacks.append(callback)
+        self.replies: list[list] | None = []
 
     def _complete(self, error: BaseException | None) -> None:
-        self._done, self._error = True, error
         replies, self.replies = self.replies, None      # None: takes no more
         for connection, data in replies:
             try:
                 connection.tick_released(self, data, error)
-            except Exception:                   # one connection's bug must not stall the rest
-                log.exception("reply release after the WAL flush failed")
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            try:
-                callback(self)
             except Exception:                   # one connection's bug must not stall the rest
                 log.exception("reply release after the WAL flush failed")
 
@@ -127,17 +107,19 @@ class DurableStore:
             asyncio.get_running_loop().call_soon(self._group_commit)
         return future
 
-    def reply_barrier(self) -> "Awaitable[None] | FlushTick | None":
-        """`barrier()` for client replies: None when nothing is buffered, else this loop
-        iteration's FlushTick (`always`: the group commit's future)."""
+    def reply_barrier(self) -> FlushTick | None:
+        """`barrier()` for client replies: None when nothing is buffered, else the tick of this
+        loop iteration's WAL write (`always`: of its group commit)."""
         if not self._dirty:
             return None
-        if self.policy == "always":
-            return self.barrier()
         tick = self._tick
         if tick is None:
             tick = self._tick = FlushTick()
-            asyncio.get_running_loop().call_soon(self._flush_tick)
+            if self.policy != "always":
+                asyncio.get_running_loop().call_soon(self._flush_tick)
+            elif not self._commit_scheduled:
+                self._commit_scheduled = True
+                asyncio.get_running_loop().call_soon(self._group_commit)
         return tick
 
     def _flush_tick(self) -> None:
@@ -164,6 +146,7 @@ class DurableStore:
 
     def _group_commit(self) -> None:
         waiters, self._commit_waiters = self._commit_waiters, []
+        tick, self._tick = self._tick, None
         self._commit_scheduled = False
         error: BaseException | None = None
         try:
@@ -179,6 +162,8 @@ class DurableStore:
                     future.set_result(None)
                 else:
                     future.set_exception(error)
+        if tick is not None:
+            tick._complete(error)
 
     async def run_everysec(self, stop: asyncio.Event) -> None:
         """Under `everysec`, fdatasync the WAL once a second in a thread until `stop` is set."""

@@ -41,6 +41,20 @@ class CountingEngine:
         self.events.append("close")
 
 
+class HeldReplies:
+    """The connection side of a FlushTick: records each release with the engine's events then."""
+
+    def __init__(self, name: str, engine: CountingEngine) -> None:
+        self.name, self.engine = name, engine
+        self.released: list[tuple[str, object, BaseException | None, list[str]]] = []
+
+    def hold(self, tick: FlushTick, data: bytes) -> None:
+        tick.replies.append([self, data])
+
+    def tick_released(self, tick: FlushTick, data, error: BaseException | None) -> None:
+        self.released.append((self.name, data, error, list(self.engine.events)))
+
+
 def test_reply_barrier_is_none_until_something_is_written() -> None:
     async def main() -> None:
         store = DurableStore(CountingEngine(), "everysec")
@@ -50,64 +64,69 @@ def test_reply_barrier_is_none_until_something_is_written() -> None:
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("policy", ["everysec", "no"])
+@pytest.mark.parametrize("policy", ["everysec", "no", "always"])
 def test_reply_barrier_one_wal_write_per_iteration_then_the_replies(policy: str) -> None:
     async def main() -> None:
         engine = CountingEngine()
         store = DurableStore(engine, policy)
-        released: list[tuple[str, list[str]]] = []
+        clients = [HeldReplies(name, engine) for name in ("a", "b", "c")]
         ticks = []
-        for client in ("a", "b", "c"):                      # three clients, one iteration
-            store.put(client.encode(), b"v")
+        for client in clients:                              # three clients, one iteration
+            store.put(client.name.encode(), b"v")
             tick = store.reply_barrier()
             ticks.append(tick)
-            tick.add_done_callback(lambda t, c=client: released.append((c, list(engine.events))))
-        assert ticks[0] is ticks[1] is ticks[2] and not ticks[0].done()
-        assert released == [] and "flush" not in engine.events
+            client.hold(tick, b"+OK\r\n")
+        assert ticks[0] is ticks[1] is ticks[2] and ticks[0].replies is not None
+        assert "flush" not in engine.events
         # The contract is "the next loop pass" (Redis's beforeSleep): a callback queued now
         # runs in that pass, after the tick's, and records what had happened by then.
         loop = asyncio.get_running_loop()
         next_pass = loop.create_future()
         loop.call_soon(lambda: next_pass.set_result(list(engine.events)))
         assert (await next_pass).count("flush") == 1
-        assert engine.events.count("flush") == 1 and "sync" not in engine.events
-        assert [c for c, _ in released] == ["a", "b", "c"]
-        assert all(events[-1] == "flush" for _, events in released)   # after the write
-        assert ticks[0].exception() is None
+        written = ["flush", "sync"] if policy == "always" else ["flush"]
+        assert engine.events == ["put"] * 3 + written           # one write (one fsync) for all
+        assert ticks[0].replies is None                          # done: takes no more
+        for client in clients:                                   # released after the write
+            assert client.released == [(client.name, b"+OK\r\n", None, engine.events)]
         store.put(b"d", b"v")                               # a later write: a new tick
         later = store.reply_barrier()
         assert later is not ticks[0]
-        await until(later.done)
-        assert engine.events.count("flush") == 2
-        done_now = []
-        later.add_done_callback(done_now.append)            # already done: runs at once
-        assert done_now == [later]
+        clients[0].hold(later, b"+OK\r\n")
+        await until(lambda: later.replies is None)
+        assert engine.events.count("flush") == 2 and len(clients[0].released) == 2
     asyncio.run(main())
 
 
-def test_reply_barrier_failed_wal_write_fails_the_waiting_replies() -> None:
+@pytest.mark.parametrize("policy", ["everysec", "always"])
+def test_reply_barrier_failed_wal_write_fails_the_waiting_replies(policy: str) -> None:
     async def main() -> None:
         engine = CountingEngine()
-        store = DurableStore(engine, "everysec")
+        store = DurableStore(engine, policy)
         store.put(b"k", b"v")
         engine.fail_next_flush = True
         tick = store.reply_barrier()
-        seen = []
-        tick.add_done_callback(lambda t: seen.append(t.exception()))
-        await until(tick.done)
-        assert isinstance(tick.exception(), OSError) and seen == [tick.exception()]
+        client = HeldReplies("a", engine)
+        client.hold(tick, b"+OK\r\n")
+        await until(lambda: client.released)
+        [(_, _, error, _)] = client.released
+        assert isinstance(error, OSError)
     asyncio.run(main())
 
 
-def test_reply_barrier_always_waits_for_the_group_fsync() -> None:
+def test_reply_barrier_always_joins_the_peers_group_fsync() -> None:
+    """Client replies and a peer's barrier() in one iteration share one fdatasync."""
     async def main() -> None:
         engine = CountingEngine()
         store = DurableStore(engine, "always")
         store.put(b"k", b"v")
-        first = store.reply_barrier()
+        peer_ack = store.barrier()
         store.put(b"k2", b"v")
-        second = store.reply_barrier()
-        assert isinstance(first, asyncio.Future) and not first.done()
-        await asyncio.gather(first, second)
+        tick = store.reply_barrier()
+        client = HeldReplies("a", engine)
+        client.hold(tick, b"+OK\r\n")
+        assert isinstance(peer_ack, asyncio.Future) and not peer_ack.done()
+        await peer_ack
         assert engine.events == ["put", "put", "flush", "sync"]        # one group commit
+        assert client.released == [("a", b"+OK\r\n", None, engine.events)]
     asyncio.run(main())
