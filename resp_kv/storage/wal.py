@@ -1,7 +1,12 @@
 """Write-ahead log: every mutation is appended here before it reaches the memtable.
 
-A log is a sequence of segment files `NNNNNNNN.log`; each memtable owns one segment, and the
-segment is deleted once that memtable is safely in an SSTable named by the manifest.
+A log is a sequence of segment files `NNNNNNNN.log`, replayed in number order. A memtable owns
+the segments from its `wal_number` up to the next memtable's; they are deleted once it is
+safely in an SSTable named by the manifest. A checkpoint (engine.py) is a segment written whole
+by the storage thread from a snapshot of the memtable, numbered just below the live segment
+that took over at the snapshot, so the older segments it replaces can go.
+
+    checkpoint := segment written to NNNNNNNN.log.tmp, fsynced, then renamed
 
     segment := record*
     record  := crc32:u32 length:u32 length_crc:u32 body[length]   (big-endian; cf. leveldb)
@@ -39,7 +44,7 @@ from typing import BinaryIO
 
 from .env import Env
 from .errors import CorruptionError
-from .format import KIND_DELETE, KIND_PUT, U32, WAL_OP, WAL_RECORD, crc32, wal_name
+from .format import KIND_DELETE, KIND_PUT, TMP_SUFFIX, U32, WAL_OP, WAL_RECORD, crc32, wal_name
 
 log = logging.getLogger("resp_kv.storage")
 
@@ -110,6 +115,35 @@ def replay_segment(env: Env, path: Path) -> Iterator[tuple[bytes, bytes | None]]
             return
         yield from decode_body(body, path)
         pos = stop
+
+
+def write_segment(env: Env, directory: Path, number: int,
+                  ops: Iterator[tuple[bytes, bytes | None]], ops_per_record: int = 4096) -> int:
+    """Write segment `number` whole from `ops` (a checkpoint): to a temporary file, fsynced,
+    then renamed into place and the directory synced; return its size. A crash before the
+    rename leaves only the temporary file, which recovery deletes."""
+    path = directory / wal_name(number)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    size = 0
+    with env.open(tmp, "wb") as f:
+        batch: list[tuple[bytes, bytes | None]] = []
+        for op in ops:
+            batch.append(op)
+            if len(batch) >= ops_per_record:
+                size += _write_record(f, encode_ops(batch))
+                batch = []
+        if batch:
+            size += _write_record(f, encode_ops(batch))
+        env.fsync(f)
+    env.rename(tmp, path)
+    env.sync_dir(directory)
+    return size
+
+
+def _write_record(f: BinaryIO, body: bytes) -> int:
+    f.write(_pack_record(crc32(body), len(body), crc32(_U32.pack(len(body)))))
+    f.write(body)
+    return _RECORD_SIZE + len(body)
 
 
 class Wal:
@@ -187,18 +221,26 @@ class Wal:
                 self._dir_dirty = False
                 self._env.sync_dir(self._dir)
 
-    def retire(self, number: int) -> None:
-        """Close and delete rotated segment `number` (its memtable is in an SSTable now)."""
+    def add_sealed(self, number: int, size: int) -> None:
+        """Count segment `number`, written whole and fsynced elsewhere (a checkpoint), as live."""
         with self._lock:
-            for i, (n, f) in enumerate(self._rotated):
-                if n == number:
-                    del self._rotated[i]
+            self._segment_bytes[number] = size
+
+    def retire_below(self, number: int) -> None:
+        """Close and delete every segment numbered below `number`, rotated or sealed (the
+        memtables they backed are in SSTables, or a checkpoint holds what they said)."""
+        with self._lock:
+            old = [n for n in self._segment_bytes if n < number and n != self.number]
+            for n, f in self._rotated:
+                if n < number:
                     f.close()
-                    break
-            self._segment_bytes.pop(number, None)
-        path = self._dir / wal_name(number)
-        if self._env.exists(path):
-            self._env.remove(path)
+            self._rotated = [(n, f) for n, f in self._rotated if n >= number]
+            for n in old:
+                del self._segment_bytes[n]
+        for n in old:
+            path = self._dir / wal_name(n)
+            if self._env.exists(path):
+                self._env.remove(path)
 
     def close(self) -> None:
         """Flush and sync everything, then close every segment (files stay for replay)."""

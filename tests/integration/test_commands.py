@@ -467,7 +467,8 @@ def test_info_sections_and_fields(kv, r) -> None:
     storage = sections["storage"]
     assert storage["fsync_policy"] == "everysec"
     for field in ("wal_bytes", "memtable_keys", "memtable_bytes", "sstables", "sstable_bytes",
-                  "flushes", "compactions", "bloom_negatives", "row_cache_bytes", "row_cache_hits"):
+                  "flushes", "wal_checkpoints", "compactions", "bloom_negatives", "row_cache_bytes",
+                  "row_cache_hits"):
         assert int(storage[field]) >= 0, field
 
     cluster = sections["cluster"]

@@ -12,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from resp_kv.config import StorageConfig
 from resp_kv.storage import LSMStore, OsEnv
+from tests.unit.storage.faulty_env import kill
 
 CONFIG = StorageConfig(memtable_limit_bytes=600, block_size_bytes=64, l0_compaction_trigger=2)
 
@@ -28,6 +29,7 @@ class NoSyncEnv(OsEnv):
 
 ENV = NoSyncEnv()
 KEYS = st.binary(min_size=0, max_size=3).map(lambda b: b"k" + b)
+HOT_KEYS = st.sampled_from([b"hot-a", b"hot-b", b"hot-c"])
 VALUES = st.binary(min_size=0, max_size=40)
 
 
@@ -106,9 +108,59 @@ class TinyRowCacheModel(StoreModel):
                            row_cache_bytes=600)
 
 
+class CheckpointModel(RuleBasedStateMachine):
+    """A few hot keys under a WAL bound far below the memtable limit: the bound rewrites the log
+    from the memtable (checkpoints) instead of flushing it; the process may die at any point
+    (the storage thread stopped mid-job, what kill -9 leaves) and must come back as the dict."""
+    config = StorageConfig(memtable_limit_bytes=1 << 20, wal_limit_bytes=2048,
+                           block_size_bytes=64, l0_compaction_trigger=2)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="lsm-checkpoint-"))
+        self.store = LSMStore.open(self.dir, self.config, env=ENV)
+        self.model: dict[bytes, bytes] = {}
+
+    @rule(key=HOT_KEYS, value=VALUES, times=st.integers(1, 40))
+    def overwrite(self, key: bytes, value: bytes, times: int) -> None:
+        for i in range(times):
+            self.store.put(key, value + b"%d" % i)
+        self.model[key] = value + b"%d" % (times - 1)
+
+    @rule(key=HOT_KEYS)
+    def delete(self, key: bytes) -> None:
+        self.store.delete(key)
+        self.model.pop(key, None)
+
+    @rule()
+    def wal_flush(self) -> None:
+        self.store.wal_flush()
+
+    @rule()
+    def flush(self) -> None:
+        self.store.flush()
+
+    @rule()
+    def kill_and_reopen(self) -> None:
+        self.store.wal_flush()                  # what was acknowledged is in the OS
+        kill(self.store)
+        self.store = LSMStore.open(self.dir, self.config, env=ENV)
+
+    @invariant()
+    def matches(self) -> None:
+        assert list(self.store.scan()) == sorted(self.model.items())
+        assert all(self.store.get(k) == v for k, v in self.model.items())
+
+    def teardown(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 MODEL_SETTINGS = settings(max_examples=30, stateful_step_count=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 StoreModel.TestCase.settings = MODEL_SETTINGS
 TinyRowCacheModel.TestCase.settings = MODEL_SETTINGS
 test_engine_model = StoreModel.TestCase
 test_engine_model_tiny_row_cache = TinyRowCacheModel.TestCase
+CheckpointModel.TestCase.settings = MODEL_SETTINGS
+test_engine_model_checkpoints = CheckpointModel.TestCase

@@ -162,7 +162,7 @@ def test_recovery_wal_sync_from_another_thread_while_rotating(tmp_path: Path) ->
     store.wal_sync()
     stats = store.stats()
     assert set(stats) == {"fsync_policy", "wal_bytes", "memtable_keys", "memtable_bytes", "sstables",
-                          "sstable_bytes", "flushes", "compactions", "bloom_negatives",
+                          "sstable_bytes", "flushes", "wal_checkpoints", "compactions", "bloom_negatives",
                           "row_cache_bytes", "row_cache_hits"}
     assert stats["flushes"] >= 1 and stats["fsync_policy"] == "everysec"
     store = _reopen_after_crash(store, env, tmp_path)
@@ -212,4 +212,95 @@ def test_recovery_after_wal_limit_freezes_keeps_every_synced_overwrite(tmp_path:
     env.crash()
     store = LSMStore.open(tmp_path, config, env=env)
     assert dict(store.scan()) == expected
+    store.close()
+
+
+def _overwrite_rounds(store: LSMStore, rounds: range, latest: dict[bytes, bytes],
+                      keys: int = 50) -> None:
+    """Rewrite the same `keys` keys once per round (and delete one), each round one loop
+    iteration (wal_flush) made durable (wal_sync); keep `latest` what the store should hold.
+    Round 0 also writes keys never written again: only the oldest segments (and then the
+    checkpoints) hold them."""
+    for round_ in rounds:
+        if round_ == 0:
+            for i in range(20):
+                latest[b"cold:%02d" % i] = b"c%d" % i
+                store.put(b"cold:%02d" % i, latest[b"cold:%02d" % i])
+        for i in range(keys):
+            key = b"hot:%02d" % i
+            latest[key] = b"v%d-%d" % (round_, i) + b"x" * 200
+            store.put(key, latest[key])
+        store.delete(b"hot:%02d" % (round_ % keys))
+        latest.pop(b"hot:%02d" % (round_ % keys))
+        store.wal_flush()
+        store.wal_sync()
+
+
+# 50 keys of ~200 bytes: a memtable of ~17 KB (with ENTRY_OVERHEAD_BYTES), a quarter of the bound
+CHECKPOINTING = StorageConfig(memtable_limit_bytes=1 << 20, wal_limit_bytes=128 * 1024)
+
+
+def test_a_hot_key_set_is_checkpointed_not_flushed(tmp_path: Path) -> None:
+    """Past wal_limit_bytes a memtable far smaller than its log is rewritten as a new segment
+    (a checkpoint): the keys stay in memory, no SSTable is made, the old segments go."""
+    store = LSMStore.open(tmp_path, CHECKPOINTING)
+    peak = 0
+    expected: dict[bytes, bytes] = {}
+    for block in range(0, 300, 10):
+        _overwrite_rounds(store, range(block, block + 10), expected)
+        peak = max(peak, store.stats()["wal_bytes"])
+    wait_until(lambda: store.stats()["wal_checkpoints"] >= 3, 10, "checkpoints by the WAL bound")
+    stats = store.stats()
+    assert stats["flushes"] == 0 and stats["sstables"] == 0, stats
+    # the live segment (past the bound by at most a round, ~12 KB), a checkpoint (~12 KB), and
+    # until that one is durable the segments it replaces (the same again)
+    assert peak <= 2 * (128 * 1024 + 2 * 12_000), peak
+    wait_until(lambda: len([p for p in tmp_path.iterdir() if p.suffix == ".log"]) <= 2, 10,
+               "only the last checkpoint and the live segment left")
+    assert dict(store.scan()) == expected
+    store.close()
+    reopened = LSMStore.open(tmp_path, CHECKPOINTING)
+    assert dict(reopened.scan()) == expected
+    reopened.close()
+
+
+class RenameFailsEnv(FaultyEnv):
+    """A power cut just before a checkpoint is renamed into place (the storage thread stops
+    there: the rename raises)."""
+
+    def rename(self, src: Path, dst: Path) -> None:
+        if src.name.endswith(".log.tmp"):
+            raise OSError(5, "power cut (test)")
+        super().rename(src, dst)
+
+
+def test_power_cut_after_checkpoints_keeps_every_synced_write(tmp_path: Path) -> None:
+    env = FaultyEnv()
+    store = LSMStore.open(tmp_path, CHECKPOINTING, env=env)
+    expected: dict[bytes, bytes] = {}
+    _overwrite_rounds(store, range(0, 60), expected)
+    wait_until(lambda: store.stats()["wal_checkpoints"] >= 2, 10, "checkpoints")
+    _overwrite_rounds(store, range(60, 70), expected)         # over the last checkpoint
+    kill(store)
+    env.crash()
+    store = LSMStore.open(tmp_path, CHECKPOINTING, env=FaultyEnv())
+    assert dict(store.scan()) == expected
+    store.close()
+
+
+def test_power_cut_before_a_checkpoint_is_in_place_replays_the_old_segments(tmp_path: Path) -> None:
+    env = RenameFailsEnv()
+    store = LSMStore.open(tmp_path, CHECKPOINTING, env=env)
+    expected: dict[bytes, bytes] = {}
+    for round_ in range(60):                                   # until the checkpoint "crashes"
+        if store._bg_error is not None:
+            break
+        _overwrite_rounds(store, range(round_, round_ + 1), expected)
+    assert isinstance(store._bg_error, OSError), "no checkpoint was attempted"
+    assert [p for p in tmp_path.iterdir() if p.name.endswith(".log.tmp")]
+    kill(store)
+    env.crash()
+    store = LSMStore.open(tmp_path, CHECKPOINTING, env=FaultyEnv())
+    assert dict(store.scan()) == expected
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     store.close()
