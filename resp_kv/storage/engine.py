@@ -6,7 +6,11 @@ event-loop batch with `wal_flush()` and applies the fsync policy with `wal_sync(
 past `memtable_limit_bytes`, or whose WAL segment passed `wal_limit_bytes` (overwrites in place
 keep a memtable small while its log grows), is frozen, a new WAL segment starts, and the store's
 background thread writes the frozen memtable to a level-0 SSTable (sstable.py), commits a new
-manifest (manifest.py), publishes the result and deletes the old WAL segments.
+manifest (manifest.py), publishes the result and deletes the old WAL segments. The same thread
+runs the size-tiered compaction described in compaction.py; a long merge flushes frozen
+memtables (and writes a pending checkpoint) in its pauses, so neither waits for a compaction.
+At most MAX_IMMUTABLES frozen memtables may wait for the thread; past that, a write blocks
+until one is flushed (back-pressure, bounded memory).
 
 Checkpoints: when the WAL bound trips on a memtable at least CHECKPOINT_SHRINK times smaller
 than its log (a hot key set rewritten in place), the log is rewritten instead, as Redis rewrites
@@ -16,13 +20,11 @@ later), the live segment rotates, and the background thread writes a snapshot of
 just below the new live one, fsyncs and renames it into place, then moves the manifest's log
 number up to it and deletes the segments it replaces. Recovery needs nothing new: segments
 replay in number order, a checkpoint not yet renamed is a `.tmp` file (deleted), and one renamed
-but not yet in the manifest repeats entries the older segments already gave. (bench: one node
-under the benchmark's 100k-key SET load, 128 MiB of log became a ~17 MB checkpoint in place of
-a flush, and the GET rounds after it no longer read from a fresh SSTable.) The same thread runs the
-size-tiered compaction described in compaction.py; a long merge flushes frozen memtables in
-its pauses, so flushes never wait for a compaction. At most MAX_IMMUTABLES frozen memtables may
-wait for the thread; past that, a write blocks until one is flushed (back-pressure, bounded
-memory).
+but not yet in the manifest repeats entries the older segments already gave. While one is
+pending, the bound waits for it until the live segment reaches twice the bound, then freezes.
+(One node under the
+benchmark's SET load over 100k keys: the WAL bound's flushes became checkpoints, and the GET
+rounds after them no longer pay a flush nor read from a fresh SSTable.)
 
 Read path: active memtable, frozen memtables newest first, then SSTables newest first; the first
 source that knows the key wins (a tombstone reads as None). The key is hashed for the bloom
@@ -319,7 +321,7 @@ class LSMStore:
         memory, as Redis rewrites its AOF): the live segment rotates to a new one, and the
         storage thread writes a snapshot of the memtable as the segment numbered just below
         it (`_write_checkpoint`); the segments before go once that one is durable. The
-        snapshot is a dict copy on this thread (~1 ms per 100k entries)."""
+        snapshot is a dict copy on this thread (~4 ms per 100k entries)."""
         number = self._new_file_number()              # the checkpoint: replays before...
         self._wal.rotate(self._new_file_number())     # ...the segment taking the writes now
         with self._cv:
