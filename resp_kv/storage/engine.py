@@ -22,9 +22,8 @@ number up to it and deletes the segments it replaces. Recovery needs nothing new
 replay in number order, a checkpoint not yet renamed is a `.tmp` file (deleted), and one renamed
 but not yet in the manifest repeats entries the older segments already gave. While one is
 pending, the bound waits for it until the live segment reaches twice the bound, then freezes.
-(One node under the
-benchmark's SET load over 100k keys: the WAL bound's flushes became checkpoints, and the GET
-rounds after them no longer pay a flush nor read from a fresh SSTable.)
+(One node under the benchmark's SET load over 100k keys: the WAL bound's flushes became
+checkpoints, and the GET rounds after them no longer pay a flush nor read a fresh SSTable.)
 
 Read path: active memtable, frozen memtables newest first, then SSTables newest first; the first
 source that knows the key wins (a tombstone reads as None). The key is hashed for the bloom
