@@ -12,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from resp_kv.config import StorageConfig
 from resp_kv.storage import LSMStore, OsEnv
+from tests.helpers.wait import wait_until
 from tests.unit.storage.faulty_env import kill
 
 CONFIG = StorageConfig(memtable_limit_bytes=600, block_size_bytes=64, l0_compaction_trigger=2)
@@ -33,7 +34,8 @@ HOT_KEYS = st.sampled_from([b"hot-a", b"hot-b", b"hot-c"])
 VALUES = st.binary(min_size=0, max_size=40)
 
 
-class StoreModel(RuleBasedStateMachine):
+class _StoreMachine(RuleBasedStateMachine):
+    """A store in a fresh directory and the dict it must equal; the rules every model has."""
     config = CONFIG
 
     def __init__(self) -> None:
@@ -42,6 +44,20 @@ class StoreModel(RuleBasedStateMachine):
         self.store = LSMStore.open(self.dir, self.config, env=ENV)
         self.model: dict[bytes, bytes] = {}
 
+    @rule()
+    def wal_flush(self) -> None:
+        self.store.wal_flush()
+
+    @rule()
+    def flush(self) -> None:
+        self.store.flush()
+
+    def teardown(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class StoreModel(_StoreMachine):
     @rule(key=KEYS, value=VALUES)
     def put(self, key: bytes, value: bytes) -> None:
         self.store.put(key, value)
@@ -76,16 +92,8 @@ class StoreModel(RuleBasedStateMachine):
         assert list(self.store.scan(start, end)) == expected
 
     @rule()
-    def flush(self) -> None:
-        self.store.flush()
-
-    @rule()
     def compact(self) -> None:
         self.store.compact()
-
-    @rule()
-    def wal_flush(self) -> None:
-        self.store.wal_flush()
 
     @rule()
     def reopen(self) -> None:
@@ -97,10 +105,6 @@ class StoreModel(RuleBasedStateMachine):
     def full_scan_matches(self) -> None:
         assert list(self.store.scan()) == sorted(self.model.items())
 
-    def teardown(self) -> None:
-        self.store.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 class TinyRowCacheModel(StoreModel):
     """The same model with a row cache of a few entries, so reads also evict."""
@@ -108,20 +112,14 @@ class TinyRowCacheModel(StoreModel):
                            row_cache_bytes=600)
 
 
-class CheckpointModel(RuleBasedStateMachine):
+class CheckpointModel(_StoreMachine):
     """A few hot keys under a WAL bound far below the memtable limit: the bound rewrites the log
     from the memtable (checkpoints) instead of flushing it; the process may die at any point
     (the storage thread stopped mid-job, what kill -9 leaves) and must come back as the dict."""
     config = StorageConfig(memtable_limit_bytes=1 << 20, wal_limit_bytes=2048,
                            block_size_bytes=64, l0_compaction_trigger=2)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.dir = Path(tempfile.mkdtemp(prefix="lsm-checkpoint-"))
-        self.store = LSMStore.open(self.dir, self.config, env=ENV)
-        self.model: dict[bytes, bytes] = {}
-
-    @rule(key=HOT_KEYS, value=VALUES, times=st.integers(1, 40))
+    @rule(key=HOT_KEYS, value=VALUES, times=st.integers(1, 120))
     def overwrite(self, key: bytes, value: bytes, times: int) -> None:
         for i in range(times):
             self.store.put(key, value + b"%d" % i)
@@ -133,12 +131,9 @@ class CheckpointModel(RuleBasedStateMachine):
         self.model.pop(key, None)
 
     @rule()
-    def wal_flush(self) -> None:
-        self.store.wal_flush()
-
-    @rule()
-    def flush(self) -> None:
-        self.store.flush()
+    def checkpoint_written(self) -> None:
+        """Let the storage thread catch up (steps are faster than its turns on the GIL)."""
+        wait_until(lambda: self.store._checkpoint is None, 10, "the pending checkpoint written")
 
     @rule()
     def kill_and_reopen(self) -> None:
@@ -150,10 +145,6 @@ class CheckpointModel(RuleBasedStateMachine):
     def matches(self) -> None:
         assert list(self.store.scan()) == sorted(self.model.items())
         assert all(self.store.get(k) == v for k, v in self.model.items())
-
-    def teardown(self) -> None:
-        self.store.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 MODEL_SETTINGS = settings(max_examples=30, stateful_step_count=40, deadline=None,
