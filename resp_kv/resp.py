@@ -281,9 +281,13 @@ class _Astray(Exception):
 # measured). Such bytes never reach hiredis; the reference parser applies max_multibulk_len
 # instead (Redis reads `*` arrays and inline lines only). A value that merely contains such
 # text costs Python parsing for that chunk, nothing more. `_BIG_ARRAY` is the literal-prefix
-# scan every read can afford; the character-class one runs only when a rare byte is there.
+# scan every read can afford; the other types' scans run only when their byte is there (each
+# a literal prefix too: a `[~>|]` class made sre five times slower, 1 us per SET frame of
+# redis-benchmark's random values). "Anywhere", not "after a line end": hiredis, like Redis,
+# skips the two bytes after a bulk without looking at them, so a header may follow any two.
 _BIG_ARRAY = re.compile(rb"\*[0-9]{7,}")
-_BIG_AGGREGATE = re.compile(rb"[*~>|][0-9]{7,}")
+_BIG_SET, _BIG_PUSH, _BIG_ATTRIBUTE = (re.compile(re.escape(t) + rb"[0-9]{7,}")
+                                       for t in (b"~", b">", b"|"))
 _TAIL = 32                     # bytes of the previous chunk searched to catch a split header
 # A read that ends inside a frame keeps that frame's bytes (at most this many) and stays on
 # hiredis; a longer partial frame (a big value) goes to the reference parser, which holds it
@@ -295,33 +299,43 @@ _PARTIAL_MAX = 64 * 1024
 # arguments the slow way (~600 instructions, a few % of a GET at -P 1).
 _EQUALS, _TILDE, _GREATER, _BAR = b"=~>|"
 _PLUS, _PAREN = b"+("
+_STAR = ord("*")
 
 
 def _needs_reference(data: bytes | bytearray) -> bool:
-    """True if hiredis must not read `data`: a big aggregate header (above), or a type byte
-    after a line end that hiredis turns into something the canonical-size check cannot tell
-    from a canonical request: a `~` set, `>` push or `|` attribute frame (a list of bytes
-    the size of a `*` array), or a `=` verbatim element (returned without its 4-byte format
-    prefix, so longer than the canonical bulk: it could make up for shorter `+`/`(` ones).
-    With these excluded, every element hiredis returns as bytes is a canonical `$` bulk
-    (hiredis rejects leading zeros and signs in lengths) or shorter than canonical
-    (`+simple`, `(big number`), so canonical sizes are exact or too big, never compensated
-    (see `HiredisRequestParser`). Common data (none of `~ > | =`) costs one literal-prefix
-    regex scan and four memchrs. (A `%` map comes back as a dict, or hiredis raises for a
-    list key: either way the reference parser reads it.)"""
-    if _BIG_ARRAY.search(data):
-        return True
-    if _TILDE in data or _GREATER in data or _BAR in data:
-        if (_BIG_AGGREGATE.search(data) or data.find(b"\n~") >= 0 or data.find(b"\n>") >= 0
-                or data.find(b"\n|") >= 0):
-            return True
-    return _EQUALS in data and data.find(b"\n=") >= 0
+    """True if hiredis must not read `data`: a big aggregate header (above), or both a longer
+    and a shorter element than canonical could be there, which could make up for each other
+    in the canonical-size check: a `=` verbatim string comes back without its 4-byte format
+    prefix (longer than the canonical bulk), a `+simple` or `(big number` as bytes shorter
+    than it. Every other element type comes back as something other than bytes (the class
+    checks), and a top-level `~` set, `>` push or `|` attribute as a list the size of a `*`
+    array, which `_aggregate_types` has the frame starts checked for. Common data costs one
+    literal-prefix regex scan and four memchrs; redis-benchmark's random values (`=`, `>`,
+    `<`...) a few more, and a character-class scan. (A `%` map comes back as a dict, or
+    hiredis raises for a list key: either way the reference parser reads it.)
+
+    Bytes, not positions: a type byte need not follow a line end, since the two bytes after a
+    bulk are skipped unread (`*1\r\n$4\r\nPINGXY~1...` is PING, then an inline `~1`)."""
+    return (_BIG_ARRAY.search(data) is not None or _big_aggregate(data)
+            or (_EQUALS in data and (_PLUS in data or _PAREN in data)))
+
+
+def _big_aggregate(data: bytes | bytearray) -> bool:
+    """A `~`, `>` or `|` header with 7+ digits may be in `data` (see `_BIG_ARRAY`)."""
+    return ((_TILDE in data and _BIG_SET.search(data) is not None)
+            or (_GREATER in data and _BIG_PUSH.search(data) is not None)
+            or (_BAR in data and _BIG_ATTRIBUTE.search(data) is not None))
+
+
+def _aggregate_types(data: bytes | bytearray) -> bool:
+    """True if `data` holds a `~`, `>` or `|` byte: a top-level frame of one of those types
+    would come back as a list, so every frame must be seen to start with `*`."""
+    return _TILDE in data or _GREATER in data or _BAR in data
 
 
 def _short_element(data: bytes | bytearray) -> bool:
-    """True if `data` may hold a `+simple` or `(big number` element (after a line end)."""
-    return ((_PLUS in data and data.find(b"\n+") >= 0)
-            or (_PAREN in data and data.find(b"\n(") >= 0))
+    """True if `data` may hold a `+simple` or `(big number` element."""
+    return _PLUS in data or _PAREN in data
 
 
 _HDR_MAX = 10000
@@ -371,6 +385,7 @@ class HiredisRequestParser:
         self._reader = hiredis.Reader()
         self._mirror = bytearray()
         self._last: bytes | None = None
+        self._check_starts = False                # `_aggregate_types` in the mirrored bytes
         self._fallback: RequestParser | None = None
         self._ready: deque[list[bytes]] = deque()
         self._error: ProtocolError | None = None
@@ -389,15 +404,22 @@ class HiredisRequestParser:
             self._last = None
         if self._fallback is None:
             if mirror:
-                # A frame continues from the last read: a header may straddle the two.
+                # A frame continues from the last read: a header may straddle the two, and a
+                # longer and a shorter element be one on each side.
                 if (_needs_reference(bytes(mirror[-_TAIL:]) + data[:_TAIL])
                         or _needs_reference(data)
+                        or ((_EQUALS in mirror or _EQUALS in data)
+                            and (_short_element(mirror) or _short_element(data)))
                         or len(mirror) + len(data) > self._limits.hiredis_max):
                     self._to_fallback()
+                elif _aggregate_types(data):
+                    self._check_starts = True
             elif data[:1] != b"*":
                 self._fallback = RequestParser(self._limits)    # inline (telnet) or garbage
             elif _needs_reference(data) or len(data) > self._limits.hiredis_max:
                 self._to_fallback()
+            else:
+                self._check_starts = _aggregate_types(data)
         if self._fallback is not None:
             self._fallback.feed(data)
             return
@@ -415,14 +437,19 @@ class HiredisRequestParser:
         """`feed(data)`, then `commands_into(sink)`: the server's hot path, one call per read.
         A chunk that starts at a frame boundary, as every request at -P 1 does, skips the
         checks `feed` makes for a frame continued from the last read."""
-        if (self._fallback is not None or self._last is not None or self._mirror
-                or data[:1] != b"*" or len(data) > self._limits.hiredis_max
-                or _BIG_ARRAY.search(data) or _EQUALS in data or _TILDE in data
-                or _GREATER in data or _BAR in data):
-            self.feed(data)                       # (`_needs_reference`, its memchrs inlined)
-        else:
-            self._reader.feed(data)
-            self._last = data
+        if (self._fallback is None and self._last is None and not self._mirror
+                and data[:1] == b"*" and len(data) <= self._limits.hiredis_max
+                and not _BIG_ARRAY.search(data)):
+            # `_needs_reference` and `_aggregate_types`, their memchrs inlined
+            check = _TILDE in data or _GREATER in data or _BAR in data
+            if not ((check and _big_aggregate(data))
+                    or (_EQUALS in data and (_PLUS in data or _PAREN in data))):
+                self._reader.feed(data)
+                self._last = data
+                self._check_starts = check
+                self.commands_into(sink)
+                return
+        self.feed(data)
         self.commands_into(sink)
 
     def _keep_partial(self, size: int) -> bool:
@@ -450,6 +477,7 @@ class HiredisRequestParser:
         return True
 
     def _to_fallback(self) -> None:
+        self._check_starts = False
         fallback = RequestParser(self._limits)
         if self._last is not None:
             self._mirror += self._last
@@ -465,9 +493,15 @@ class HiredisRequestParser:
         ProtocolError. The server's hot path: one call per received chunk."""
         if self._fallback is None:
             gets, size, added = self._reader.gets, 0, 0
+            last = self._last
+            # Where frames start, when a top-level `~`/`>`/`|` frame could pass for an array:
+            # at the canonical sizes so far (if those are wrong, so is the final sum).
+            starts = (last if last is not None else self._mirror) if self._check_starts else None
             try:
                 while (command := gets()) is not False:
                     if command.__class__ is not list:
+                        raise _Astray
+                    if starts is not None and starts[size] != _STAR:
                         raise _Astray
                     count = len(command)
                     # Two and three arguments (GET, SET...) unrolled: the per-argument loop
@@ -500,12 +534,12 @@ class HiredisRequestParser:
                 # TypeError for an unhashable map key was one): the reference parser decides.
                 pass
             else:
-                last = self._last
                 fed = len(self._mirror) + (len(last) if last is not None else 0)
                 if size == fed and not self._reader.has_data():
                     if last is None:
                         self._mirror.clear()
                     self._last = None
+                    self._check_starts = False
                     return
                 if size < fed <= size + _PARTIAL_MAX and self._keep_partial(size):
                     return

@@ -277,6 +277,44 @@ def test_parser_resp3_aggregates_in_requests_answer_as_the_reference(kind):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000
 
 
+@pytest.mark.parametrize("after", [
+    b"~1\r\n$4\r\nPING\r\n", b">1\r\n$4\r\nPING\r\n", b"|1\r\n$1\r\na\r\n$1\r\nb\r\n",
+    b"~3000000000\r\n", b">3000000000\r\n",
+])
+def test_parser_resp3_frame_after_the_two_unread_bytes_of_a_bulk(after):
+    """Redis and hiredis skip the two bytes after a bulk without reading them, so a frame may
+    start right after any two bytes, not after a line end: `PINGXY~1...` is PING, then an
+    inline `~1` for Redis; hiredis read a set there, a list passing for a second PING."""
+    data = b"*1\r\n$4\r\nPINGXY" + after + frame(b"PING")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for cuts in ([], [10], [len(data) - 12]):
+        reference = _outcome(RequestParser, data, cuts)
+        assert _outcome(HiredisRequestParser, data, cuts, "fused") == reference
+        assert _outcome(HiredisRequestParser, data, cuts, batch=True) == reference
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000
+
+
+def test_parser_verbatim_and_simple_elements_after_unread_bytes_answer_as_the_reference():
+    """A longer `=` and a shorter `+` element, each after two unread bytes, even out in the
+    canonical sizes: neither needs a line end before it to be read by hiredis."""
+    data = (b"*3\r\n$3\r\nSETXY+abc\r\n$3\r\nabcXY=7\r\ntxt:abc\r\n" + frame(b"PING"))
+    for cuts in ([], [20]):
+        reference = _outcome(RequestParser, data, cuts)
+        assert _outcome(HiredisRequestParser, data, cuts, "fused") == reference
+
+
+def test_parser_benchmark_values_stay_on_hiredis():
+    """redis-benchmark's values are random bytes from `0` to `z`: `=`, `>`, `<`, `[`... A
+    frame that holds them whole is read by hiredis, with no reference parser and no copy."""
+    value = b"VXKeHogKgJ=[5V9_X^b?48OKF2jGA<f:iR@50o7dS3JV4Q6L68lC[GTA]0DaMg>_oSmcS2^N1J?ELSX"
+    commands = [[b"SET", b"key:%012d" % i, value] for i in range(16)]
+    parser, parsed = HiredisRequestParser(), []
+    for request in (frame(*commands[0]), b"".join(frame(*c) for c in commands)):
+        parser.feed_into(request, parsed)
+        assert parser._fallback is None and not parser._mirror and parser._last is None
+    assert parsed == commands[:1] + commands
+
+
 def test_parser_streamed_pipeline_stays_on_hiredis():
     """Reads that end inside a frame (a long pipeline, `redis-cli --pipe`) keep the partial
     frame's bytes and go on with the same reader: the reference parser never runs."""
@@ -339,6 +377,9 @@ _junk = st.sampled_from([
     b"*2\r\n$3\r\nGET\r\n(123\r\n", b"*2\r\n$3\r\nGET\r\n=5\r\ntxt:a\r\n",
     b"~2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b">1\r\n$4\r\nPING\r\n", b"|1\r\n$1\r\na\r\n$1\r\nb\r\n",
     b"%1\r\n*1\r\n$1\r\na\r\n$1\r\nb\r\n",
+    # a bulk followed by two bytes that are not a line end (read past unchecked), so what
+    # comes next starts after them
+    b"*1\r\n$4\r\nPINGXY", b"*2\r\n$3\r\nGETXY", b"*3\r\n$3\r\nSET\r\n$1\r\nkXY",
 ])
 
 
