@@ -22,11 +22,15 @@ from collections.abc import Callable, Iterable
 
 from cluster import versioning
 from cluster.antientropy import PULL, PUSH, AntiEntropy, ByteBudget, ExchangeStats
-from cluster.types import NodeId, key_token
+from cluster.types import NodeId, PeerBackingOff, key_token
 
 log = logging.getLogger("cluster.repair")
 
 __all__ = ["Repairs"]
+
+# A link backs off up to transport.BACKOFF_MAX_S (2 s) after a failure; REPAIR waits that out
+# once, plus a second for the connect, before it counts a peer failed.
+BACKOFF_RETRY_S = 3.0
 
 
 class Repairs:
@@ -83,7 +87,7 @@ class Repairs:
         total, failed, peers, last_giver = ExchangeStats(), 0, self.ae.peers(), -1
         for index, peer in enumerate(peers):
             try:
-                stats = await self.ae.exchange(peer)
+                stats = await self._exchange(peer)
             except Exception as error:               # noqa: BLE001 - report, go on with the rest
                 log.warning("REPAIR with %s failed: %r", peer, error)
                 failed += 1
@@ -93,13 +97,26 @@ class Repairs:
                 last_giver = index
         for peer in peers[:max(0, last_giver)]:
             try:
-                stats = await self.ae.exchange(peer)
+                stats = await self._exchange(peer)
             except Exception as error:               # noqa: BLE001
                 log.warning("REPAIR (second pass) with %s failed: %r", peer, error)
                 continue
             stats.peers = 0                          # already counted
             total.add(stats)
         return total, failed
+
+    async def _exchange(self, peer: NodeId) -> ExchangeStats:
+        """`ae.exchange(peer)`, tried again while the link to `peer` is backing off after a
+        lost connection, for up to BACKOFF_RETRY_S: REPAIR right after a peer restarted (what
+        an operator does) would otherwise report it failed, though it is back."""
+        deadline = self.clock.monotonic() + BACKOFF_RETRY_S
+        while True:
+            try:
+                return await self.ae.exchange(peer)
+            except PeerBackingOff:
+                if self.clock.monotonic() >= deadline:
+                    raise
+                await self.clock.sleep(0.1)
 
     async def _repair_key(self, key: bytes) -> tuple[ExchangeStats, int]:
         """Fetch the key from each replica, merge, push the merge to whoever differs."""

@@ -31,7 +31,7 @@ import hiredis
 
 from cluster import messages
 from cluster.clock import Clock
-from cluster.types import NodeId, PeerUnavailable
+from cluster.types import NodeId, PeerBackingOff, PeerUnavailable
 
 log = logging.getLogger("cluster.transport")
 
@@ -226,7 +226,7 @@ class _Link(asyncio.Protocol):
         failure, or when a `new_request` would pass MAX_PENDING_PER_PEER."""
         if self._state == "idle":
             if self._owner.clock.monotonic() < self._retry_at:
-                _fail_soon(callback, PeerUnavailable(f"{self.node} unreachable (backing off)"))
+                _fail_soon(callback, PeerBackingOff(f"{self.node} unreachable (backing off)"))
                 return False
             self._connect()
         if new_request and len(self._pending) >= MAX_PENDING_PER_PEER:

@@ -112,3 +112,8 @@ class QuorumNotReached(ClusterError):
 
 class PeerUnavailable(ClusterError):
     """A forwarded request could not reach any live replica of the key."""
+
+
+class PeerBackingOff(PeerUnavailable):
+    """The link to a peer waits out its reconnect backoff after a failure: calls fail at once
+    until then (transport.py), though the peer may be back already (it just restarted)."""

@@ -7,10 +7,10 @@ import random
 
 from cluster import merkle, versioning
 from cluster.antientropy import CLEAN_KEY, AntiEntropy, ring_ranges, wire_size
-from cluster.repair import Repairs
+from cluster.repair import BACKOFF_RETRY_S, Repairs
 from cluster.replica import Replica, data_key
 from cluster.ring import Ring
-from cluster.types import Sibling, key_token
+from cluster.types import PeerBackingOff, Sibling, key_token
 from tests.helpers.fake_network import MemoryStore
 
 
@@ -339,4 +339,35 @@ def test_antientropy_background_round_respects_the_byte_rate_cap() -> None:
         assert stats.keys_sent == 300 and moved > 30_000
         assert net.clock.monotonic() - before >= moved / 10_000 * 0.99
         assert repairs.info()["anti_entropy_rounds"] == 1
+    _run(main())
+
+
+def test_repair_waits_out_a_link_backing_off_then_counts_it_failed() -> None:
+    """A peer that just restarted: the link to it still backs off from the lost connection,
+    failing calls at once. REPAIR retries for BACKOFF_RETRY_S before it reports the peer
+    failed, so a restarted peer is repaired, and one that stays away is still reported."""
+    async def main() -> None:
+        net = Net(["a", "b"], n=2)
+        await net.start()
+        net.write("a", b"k", b"v")
+        ae_a = net.ae("a")
+        calls, until = {"n": 0}, {"s": net.clock.monotonic() + 1.5}
+        direct = ae_a._call
+
+        async def backing_off(node, verb, args, timeout_s):
+            calls["n"] += 1
+            if net.clock.monotonic() < until["s"]:
+                raise PeerBackingOff(f"{node} unreachable (backing off)")
+            return await direct(node, verb, args, timeout_s)
+
+        ae_a._call = backing_off
+        stats = await net.repairs("a").repair()
+        assert stats["peers_failed"] == 0 and stats["keys_sent"] == 1 and calls["n"] > 1
+        assert net.raw("b", b"k") is not None
+
+        until["s"] = net.clock.monotonic() + BACKOFF_RETRY_S + 10      # stays away
+        started = net.clock.monotonic()
+        stats = await net.repairs("a").repair()
+        assert stats["peers_failed"] == 1
+        assert BACKOFF_RETRY_S <= net.clock.monotonic() - started < BACKOFF_RETRY_S + 1
     _run(main())
