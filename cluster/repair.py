@@ -10,7 +10,8 @@ Schedule: every second the keeper rescans segments that compaction dropped recor
 `interval_s` (+-20 % jitter, the first round at a random point of the first interval; 0 = only
 on REPAIR) one round exchanges with every live peer sharing ranges, under `max_bytes_per_s`.
 REPAIR is uncapped. Unreachable peers are skipped and counted (`peers_failed`, or
-`anti_entropy_errors` for rounds).
+`anti_entropy_errors` for rounds); REPAIR first waits out a link that is only backing off after
+a lost connection (a peer that just restarted), for up to BACKOFF_RETRY_S.
 """
 
 from __future__ import annotations
