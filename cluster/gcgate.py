@@ -80,7 +80,7 @@ class GcGate:
         replicas = list(replicas)
         if not replicas:
             return True
-        if now_ms <= max(s.timestamp_ms for s in siblings) + self.hint_wait_ms:
+        if now_ms <= max((s.timestamp_ms for s in siblings), default=0) + self.hint_wait_ms:
             return False
         segment = merkle.segment_of(token)
         expired = max((s.expire_at_ms for s in siblings if s.value is not None), default=0)

@@ -54,3 +54,4 @@ def test_gcgate_keeps_a_dead_record_until_no_hint_it_superseded_can_arrive() -> 
     assert not gate.collectable(TOKEN, late, ["b"], 60_500)       # no exchange since
     gate.record_clean("b", [(0, TOKEN_LIMIT)], 60_001)
     assert gate.collectable(TOKEN, late, ["b"], 60_500)           # not another 1 s wait
+    assert gate.collectable(TOKEN, [], ["b"], 60_500)             # no sibling: nothing to wait on
