@@ -311,8 +311,9 @@ def _needs_reference(data: bytes | bytearray) -> bool:
     checks), and a top-level `~` set, `>` push or `|` attribute as a list the size of a `*`
     array, which `_aggregate_types` has the frame starts checked for. Common data costs one
     literal-prefix regex scan and four memchrs; redis-benchmark's random values (`=`, `>`,
-    `<`...) a few more, and a character-class scan. (A `%` map comes back as a dict, or
-    hiredis raises for a list key: either way the reference parser reads it.)
+    `<`...) two more memchrs and a literal-prefix scan per `~`/`>`/`|` byte present. (A `%`
+    map comes back as a dict, or hiredis raises for a list key: either way the reference
+    parser reads it.)
 
     Bytes, not positions: a type byte need not follow a line end, since the two bytes after a
     bulk are skipped unread (`*1\r\n$4\r\nPINGXY~1...` is PING, then an inline `~1`)."""
@@ -336,6 +337,12 @@ def _aggregate_types(data: bytes | bytearray) -> bool:
 def _short_element(data: bytes | bytearray) -> bool:
     """True if `data` may hold a `+simple` or `(big number` element."""
     return _PLUS in data or _PAREN in data
+
+
+def _odd_sized_element(data: bytes | bytearray) -> bool:
+    """True if `data` may hold an element of other than its canonical size: shorter (`+`,
+    `(`) or longer (a `=` verbatim string)."""
+    return _EQUALS in data or _PLUS in data or _PAREN in data
 
 
 _HDR_MAX = 10000
@@ -362,18 +369,20 @@ class HiredisRequestParser:
     frame boundary (`_last`: a chunk fed at a boundary, kept by reference: a request that
     arrives whole, every request at -P 1, is never copied).
 
-    Bytes `_needs_reference` flags never reach the reader, so a command hiredis returns is a
-    `*` array whose elements are canonical `$` bulks or shorter `+simple`/`(big number`
-    ones. After the reader has returned all it can, the canonical sizes of the returned
-    commands therefore add up to at least the bytes they took, exactly when every one was
-    canonical:
+    Bytes `_needs_reference` flags never reach the reader, and when a `~`/`>`/`|` byte is
+    among those that do, every frame is checked to start with `*` (`_check_starts`). So a
+    command hiredis returns is a `*` array whose elements are canonical `$` bulks, or
+    shorter `+simple`/`(big number` ones, or longer `=` verbatim ones, never both kinds of
+    odd size in one stretch of bytes. After the reader has returned all it can, the
+    canonical sizes of the returned commands equal the bytes they took exactly when every
+    one was canonical:
 
     - the reader holds nothing and the sizes add up to the mirror: every frame was canonical;
       the mirror is dropped;
     - the reader holds the start of a frame (a read that ended inside one: streamed
-      pipelines, `redis-cli --pipe`) and no `+`/`(` element can be in the mirror: the whole
-      frames were canonical, the partial one starts at their size, and the mirror keeps
-      just its bytes (up to `_PARTIAL_MAX`);
+      pipelines, `redis-cli --pipe`) and no `+`/`(`/`=` element can be in the mirror: the
+      whole frames were canonical, the partial one starts at their size, and the mirror
+      keeps just its bytes (up to `_PARTIAL_MAX`);
     - anything else (a non-canonical or malformed frame, a hiredis error, inline commands,
       a partial frame past `_PARTIAL_MAX`) hands the mirror to `RequestParser`, which parses
       it exactly as Redis would, until its buffer is empty at a boundary; then hiredis takes
@@ -454,13 +463,13 @@ class HiredisRequestParser:
 
     def _keep_partial(self, size: int) -> bool:
         """The reader holds the start of a frame after whole frames of canonical `size`:
-        keep only that frame's bytes and return True, if no `+`/`(` element can be among the
-        fed bytes (then `size` is what the whole frames took) and the reference parser finds
+        keep only that frame's bytes and return True, if no `+`/`(`/`=` element can be among
+        the fed bytes (then `size` is what the whole frames took) and the reference parser finds
         nothing wrong with the partial frame so far (hiredis checks no limits: a header past
         proto-max-bulk-len must be refused now, as Redis does); else False (replay)."""
         last = self._last
         fed = last if last is not None else self._mirror
-        if fed[size:size + 1] != b"*" or _short_element(fed):
+        if fed[size:size + 1] != b"*" or _odd_sized_element(fed):
             return False
         probe = RequestParser(self._limits)
         try:

@@ -341,6 +341,20 @@ def test_parser_partial_frame_after_a_simple_string_element_is_replayed(inner):
         assert _outcome(HiredisRequestParser, data, [cut], "fused") == reference
 
 
+def test_parser_partial_frame_after_a_verbatim_element_is_replayed():
+    """A `=` verbatim element is 4 bytes longer than its canonical bulk (its `txt:` prefix
+    is dropped), so the canonical sizes point 4 bytes before the partial frame: here at
+    `*2\r\n` inside the verbatim string, which would pass for a partial frame. The
+    reference parser takes the read (a `=` alone reaches hiredis, since it cannot make the
+    sizes add up, except where a partial frame is cut from them)."""
+    verbatim = b"txt:helloooo*2"
+    data = b"*2\r\n$4\r\nECHO\r\n=%d\r\n%s\r\n$5\r\nab" % (len(verbatim), verbatim)
+    reference = _outcome(RequestParser, data, [])
+    assert reference == ([], b"-ERR Protocol error: expected '$', got '='\r\n")
+    assert _outcome(HiredisRequestParser, data, [], "fused") == reference
+    assert _outcome(HiredisRequestParser, data, [], batch=True) == reference
+
+
 @pytest.mark.parametrize("data", [
     b"*3000000000\r\n", b"*1\r\n*3000000000\r\n", b"*2\r\n$1\r\na\r\n*4000000000\r\n",
 ])
