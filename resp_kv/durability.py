@@ -101,11 +101,14 @@ class DurableStore:
             return None
         future = asyncio.get_running_loop().create_future()
         self._commit_waiters.append(future)
+        self._schedule_commit()
+        return future
+
+    def _schedule_commit(self) -> None:
         if not self._commit_scheduled:
             self._commit_scheduled = True
             # call_soon: every writer of this loop iteration joins the same fdatasync.
             asyncio.get_running_loop().call_soon(self._group_commit)
-        return future
 
     def reply_barrier(self) -> FlushTick | None:
         """`barrier()` for client replies: None when nothing is buffered, else the tick of this
@@ -117,9 +120,8 @@ class DurableStore:
             tick = self._tick = FlushTick()
             if self.policy != "always":
                 asyncio.get_running_loop().call_soon(self._flush_tick)
-            elif not self._commit_scheduled:
-                self._commit_scheduled = True
-                asyncio.get_running_loop().call_soon(self._group_commit)
+            else:
+                self._schedule_commit()
         return tick
 
     def _flush_tick(self) -> None:

@@ -140,8 +140,13 @@ def write_segment(env: Env, directory: Path, number: int,
     return size
 
 
+def _record_header(body: bytes | bytearray) -> bytes:
+    """`crc32 length length_crc` of the record holding `body` (the grammar above)."""
+    return _pack_record(crc32(body), len(body), crc32(_U32.pack(len(body))))
+
+
 def _write_record(f: BinaryIO, body: bytes) -> int:
-    f.write(_pack_record(crc32(body), len(body), crc32(_U32.pack(len(body)))))
+    f.write(_record_header(body))
     f.write(body)
     return _RECORD_SIZE + len(body)
 
@@ -187,7 +192,7 @@ class Wal:
         buf = self.buffer
         if not buf:
             return 0
-        header = _pack_record(crc32(buf), len(buf), crc32(_U32.pack(len(buf))))
+        header = _record_header(buf)
         n = _RECORD_SIZE + len(buf)
         done = os.writev(self._file.fileno(), (header, buf))
         if done < n:                              # short write (huge buffer): finish it
