@@ -19,6 +19,7 @@ def test_cli_defaults_match_design() -> None:
     assert config.cluster.vnodes == 64 and config.storage.fsync == "everysec"
     assert config.server.requirepass is None and config.server.debug_commands is False
     assert config.server.proto_max_bulk_len == 512 * 1024 * 1024
+    assert config.cluster.hint_max_age_s == 3 * 3600.0
     assert level == "INFO"
 
 
@@ -28,12 +29,14 @@ def test_cli_env_vars_configure_every_flag(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("RESP_KV_SEEDS", "a:17000, b:17001")
     monkeypatch.setenv("RESP_KV_DEBUG_COMMANDS", "yes")
     monkeypatch.setenv("RESP_KV_PROTO_MAX_BULK_LEN", "1mb")
+    monkeypatch.setenv("RESP_KV_HINT_MAX_AGE_S", "90")
     config, _ = config_from_args([])
     assert config.server.port == 7000 and config.cluster.peer_port == 17000
     assert config.storage.fsync == "always"
     assert config.cluster.seeds == ("a:17000", "b:17001")
     assert config.server.debug_commands is True
     assert config.server.proto_max_bulk_len == 1024 * 1024
+    assert config.cluster.hint_max_age_s == 90.0
 
 
 def test_cli_flag_wins_over_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,7 +54,8 @@ def test_cli_every_design_flag_is_listed_in_help() -> None:
 
 
 @pytest.mark.parametrize("argv", [["--node-id", "bad id"], ["--read-quorum", "4"], ["--port", "70000"],
-                                  ["--fsync", "sometimes"], ["--vnodes", "0"]])
+                                  ["--fsync", "sometimes"], ["--vnodes", "0"],
+                                  ["--hint-max-age-s", "-1"], ["--hint-max-age-s", "nan"]])
 def test_cli_rejects_bad_settings(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         config_from_args(argv)
