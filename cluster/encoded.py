@@ -24,7 +24,7 @@ from collections.abc import Callable
 from cluster.types import Actor, Current
 from cluster.versioning import (
     _ACTOR_CACHE, _FLAG_TOMBSTONE, _ONE_STRUCTS, FORMAT_VERSION, _decode_actors, _encode_fields,
-    _new_object, _one_struct, decode_siblings, is_dead, winner,
+    _one_struct, decode_siblings, is_dead, winner,
 )
 
 __all__ = ["value_of_encoded", "winner_of_encoded", "is_dead_encoded", "lives_on_encoded",
@@ -32,7 +32,6 @@ __all__ = ["value_of_encoded", "winner_of_encoded", "is_dead_encoded", "lives_on
 
 # set header + the first sibling's head, skipping its dot and timestamp: what a read needs
 _ONE_HEAD = struct.Struct(">BHHBH2x8x8xQI")
-_set_current_value, _set_current_exp = Current.value.__set__, Current.expire_at_ms.__set__
 _ONE = b"\x00\x01"                         # a u16 1: one sibling, or one context entry
 _NO_CONTEXT = bytes(2)                      # a u16 0: no context entries
 _NO_EXPIRY = bytes(8)                       # a one-sibling set's expire_at_ms (_ONE_HEAD) of 0
@@ -83,10 +82,7 @@ def winner_of_encoded(data: bytes, now_ms: int) -> Current | None:
     start, end, flags, expire_at_ms = head
     if flags & _FLAG_TOMBSTONE or (expire_at_ms and expire_at_ms <= now_ms):
         return None
-    current = _new_object(Current)
-    _set_current_value(current, data[start:end])
-    _set_current_exp(current, expire_at_ms)
-    return current
+    return Current(data[start:end], expire_at_ms)
 
 
 def is_one_sibling_encoded(data: bytes) -> bool:

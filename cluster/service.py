@@ -30,6 +30,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import mmh3
 
@@ -39,6 +40,12 @@ from cluster.hints import HintStore
 from cluster.replica import TOKEN_LIMIT, Replica, data_key
 from cluster.types import Context, Current, LocalStore, Mutator, Sibling, key_token
 from resp_kv.reply import NOT_NOW
+
+if TYPE_CHECKING:
+    from cluster.antientropy import AntiEntropy
+    from cluster.coordinator import Coordinator
+    from cluster.network import Network
+    from cluster.repair import Repairs
 
 log = logging.getLogger("cluster.service")
 
@@ -70,13 +77,13 @@ class Cluster:
         self.replica = Replica(store)
         self.hints = HintStore(store, self.clock, config.hint_max_bytes, config.hint_max_age_s)
         self.stats = dict.fromkeys(_INFO_COUNTERS, 0)
-        self.antientropy = None
-        self.repairs = None              # repair.Repairs: REPAIR and the background rounds
+        self.antientropy: AntiEntropy | None = None
+        self.repairs: Repairs | None = None   # REPAIR and the background rounds
         self.incarnation = self._load_incarnation()
         self.actor = f"{self.node_id}@{self.incarnation}"
         # Multi-node machinery (built in start()); None while this is a cluster of one.
-        self.coordinator = None
-        self.network = None
+        self.coordinator: Coordinator | None = None
+        self.network: Network | None = None
         # The single-node fast path is taken while this is True (ring == {self}).
         self.solo = True
         # (live, expiring) records dropped by compaction, drained by info(); appended from the

@@ -37,10 +37,7 @@ import re
 from collections import deque
 from typing import TYPE_CHECKING
 
-try:
-    import hiredis
-except ImportError:  # pragma: no cover - hiredis is a hard dependency; fallback kept for parity
-    hiredis = None
+import hiredis
 
 if TYPE_CHECKING:
     from resp_kv.config import ServerConfig
@@ -164,7 +161,7 @@ def split_inline(line: bytes) -> list[bytes]:
         args.append(bytes(current))
 
 
-def parse_one(buf: bytes | bytearray | memoryview, pos: int, limits: _Limits
+def parse_one(buf: bytes | bytearray, pos: int, limits: _Limits
               ) -> tuple[list[bytes] | None, int]:
     """Parse one request at `buf[pos:]`.
 
@@ -556,6 +553,7 @@ class HiredisRequestParser:
                 sink.pop()
             self._to_fallback()
         fallback = self._fallback
+        assert fallback is not None
         try:
             fallback.commands_into(sink)
         finally:
@@ -578,7 +576,5 @@ class HiredisRequestParser:
 
 def make_request_parser(limits: "ServerConfig | None" = None
                         ) -> "HiredisRequestParser | RequestParser":
-    """hiredis when importable, else pure Python; both expose feed()/next_command()."""
-    if hiredis is not None:
-        return HiredisRequestParser(limits)
-    return RequestParser(limits)  # pragma: no cover
+    """The request parser a connection uses: hiredis, exact as `HiredisRequestParser` says."""
+    return HiredisRequestParser(limits)

@@ -399,6 +399,11 @@ class RespProtocol(asyncio.Protocol):
             self._transport.close()
 
 
+def _no_tick() -> None:
+    """The durability barrier of a server with no storage behind it: nothing ever waits."""
+    return None
+
+
 class RespServer:
     """Listens on the configured address (loopback by default) and runs one RespProtocol per
     client. `before_reply` is the durability barrier (see the module docstring); the default
@@ -406,14 +411,15 @@ class RespServer:
     """
 
     def __init__(self, config: "Config", backend: "Backend", state: "ServerState",
-                 before_reply: Callable[[], FlushTick | None] = lambda: None) -> None:
+                 before_reply: Callable[[], FlushTick | None] = _no_tick) -> None:
         self.config = config
         self.before_reply = before_reply
         self.backend = backend
         self.state = state
         self.table = command_table(config)
         self.stopping = False
-        self._server: asyncio.AbstractServer | None = None
+        # Any: typeshed says `sockets` is a tuple, uvloop returns a list (mypyc checks types)
+        self._server: Any = None
         self._connections: set[RespProtocol] = set()
         self._idle: asyncio.Event | None = None
         self.port: int = config.server.port       # the bound port (differs when port=0)
@@ -424,7 +430,7 @@ class RespServer:
         self._server = await loop.create_server(
             lambda: RespProtocol(self), host=self.config.server.bind,
             port=self.config.server.port, reuse_address=True, backlog=511)
-        sockets = self._server.sockets or ()
+        sockets = self._server.sockets
         if sockets:
             self.port = sockets[0].getsockname()[1]
         log.info("serving clients on %s:%d", self.config.server.bind, self.port)

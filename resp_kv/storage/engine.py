@@ -100,6 +100,8 @@ class _Table(SSTableReader):
 class LSMStore:
     """See the module docstring. Open with `LSMStore.open`; always `close()`."""
 
+    _storage_thread: threading.Thread     # started by `open` (declared: compiled, see native.py)
+
     def __init__(self, directory: Path, config: StorageConfig, env: Env,
                  compaction_filter: CompactionFilter | None) -> None:
         self._dir, self._config, self._env = directory, config, env
@@ -134,8 +136,9 @@ class LSMStore:
              compaction_filter: CompactionFilter | None = None) -> LSMStore:
         store = cls(Path(directory), config, env or OsEnv(), compaction_filter)
         store._recover()
-        store._thread = threading.Thread(target=store._run, name="resp-kv-storage", daemon=True)
-        store._thread.start()
+        store._storage_thread = threading.Thread(target=store._run, name="resp-kv-storage",
+                                                 daemon=True)
+        store._storage_thread.start()
         return store
 
     def _recover(self) -> None:
@@ -379,7 +382,7 @@ class LSMStore:
         with self._cv:
             self._stop = True
             self._cv.notify_all()
-        self._thread.join()
+        self._storage_thread.join()
         self._wal.close()
         for table in self._version[1]:
             table.close()

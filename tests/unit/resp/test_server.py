@@ -11,7 +11,7 @@ import pytest
 
 from resp_kv.config import Config, ServerConfig
 from resp_kv.durability import FlushTick
-from resp_kv.server import RespProtocol, RespServer
+from resp_kv.server import RespServer
 from resp_kv.server_state import ServerState
 from tests.helpers.fake_backend import FakeBackend
 from tests.helpers.wait import until as _until
@@ -143,21 +143,36 @@ def test_server_connections_are_independent_and_counted():
     serve(test)
 
 
-def test_server_one_write_per_batch(monkeypatch):
-    writes: list[bytes] = []
-    original = RespProtocol._write
+class RecordingTransport:
+    """A connection's transport, recording what each `write` call sent."""
 
-    def spy(self, out):
-        writes.append(b"".join(out))
-        original(self, out)
+    def __init__(self, transport) -> None:
+        self._transport = transport
+        self.writes: list[bytes] = []
 
-    monkeypatch.setattr(RespProtocol, "_write", spy)
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self._transport.write(data)
 
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
+async def recorded(server: RespServer) -> RecordingTransport:
+    """Record the writes of the server's one connection (the client has just connected)."""
+    await _until(lambda: server._connections)
+    connection = next(iter(server._connections))
+    connection._transport = recording = RecordingTransport(connection._transport)
+    return recording
+
+
+def test_server_one_write_per_batch():
     async def test(server, backend, connect):
         reader, writer = await connect()
+        transport = await recorded(server)
         writer.write(b"".join(frame(b"PING") for _ in range(16)))
         await read_exactly(reader, b"+PONG\r\n" * 16)
-        assert writes == [b"+PONG\r\n" * 16]
+        assert transport.writes == [b"+PONG\r\n" * 16]
     serve(test)
 
 
@@ -298,21 +313,15 @@ def test_server_stop_refuses_new_connections():
 
 
 @pytest.mark.parametrize("suspend", [False, True], ids=["inline", "worker"])
-def test_server_long_pipeline_is_answered_in_slices(suspend, monkeypatch):
-    sizes: list[int] = []
-    original = RespProtocol._write
-
-    def spy(self, out):
-        sizes.append(len(out))
-        original(self, out)
-
-    monkeypatch.setattr(RespProtocol, "_write", spy)
-
+def test_server_long_pipeline_is_answered_in_slices(suspend):
     async def test(server, backend, connect):
         reader, writer = await connect()
+        transport = await recorded(server)
         writer.write(b"".join(frame(b"INCR", b"n") for _ in range(1000)))
         await read_exactly(reader, b"".join(b":%d\r\n" % i for i in range(1, 1001)))
-        assert max(sizes) <= 64
+        # no write carries more than a slice of 64 replies (`:1000\r\n` is the longest)
+        assert max(len(w) for w in transport.writes) <= 64 * len(b":1000\r\n")
+        assert len(transport.writes) >= 1000 // 64
     serve(test, suspend=suspend, pipeline_high_water=64)
 
 

@@ -75,5 +75,5 @@ def kill(store) -> None:
     with store._cv:
         store._stop = True
         store._cv.notify_all()
-    store._thread.join()
+    store._storage_thread.join()
     store._closed = True

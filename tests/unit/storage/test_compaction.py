@@ -126,33 +126,40 @@ def test_compaction_everything_deleted_leaves_no_table(tmp_path: Path) -> None:
 
 def test_compaction_flushes_frozen_memtables_in_its_pauses(tmp_path: Path, monkeypatch) -> None:
     import resp_kv.storage.compaction as compaction
+    import resp_kv.storage.engine as engine
 
     monkeypatch.setattr(compaction, "PACE_SLICE_S", 0.0)      # pause every PACE_RECORDS records
     monkeypatch.setattr(compaction, "PACE_SLEEP_S", 0.0)
-    original = LSMStore._flush_frozen
     pauses = []
-
-    def write_during_merge(self: LSMStore) -> None:
-        # The loop thread is parked in compact(), so writing from here stands in for it.
-        if not pauses:
-            self.put(b"k00000", b"written mid-merge")
-            self.put(b"new", b"n")
-            self._freeze()
-        pauses.append(len(self._version[0]))
-        original(self)
-
     config = StorageConfig(memtable_limit_bytes=1 << 20, l0_compaction_trigger=100)
     store = LSMStore.open(tmp_path, config)
+
+    class WritingPacer(compaction.Pacer):
+        """The merge's Pacer, whose first pause first writes and freezes a memtable (the
+        engine's own pause hook, `_flush_frozen`, then runs as usual)."""
+
+        def __init__(self, should_stop, on_yield=None) -> None:
+            def write_then_yield() -> None:
+                # The loop thread is parked in compact(), so writing from here stands in for it.
+                if not pauses:
+                    store.put(b"k00000", b"written mid-merge")
+                    store.put(b"new", b"n")
+                    store._freeze()
+                pauses.append(len(store._version[0]))         # frozen memtables
+                on_yield()
+            super().__init__(should_stop, write_then_yield if on_yield is not None else None)
+
     expected = {}
     for table in range(3):
         for i in range(table, 3000, 3):
             store.put(b"k%05d" % i, b"v%d" % table)
             expected[b"k%05d" % i] = b"v%d" % table
         store.flush()
-    monkeypatch.setattr(LSMStore, "_flush_frozen", write_during_merge)
+    monkeypatch.setattr(engine, "Pacer", WritingPacer)
     store.compact()
     expected.update({b"k00000": b"written mid-merge", b"new": b"n"})
     assert pauses[0] == 1                                   # one frozen memtable, flushed mid-merge
+    assert pauses[1] == 0
     assert store.stats()["sstables"] == 2                   # the flushed table stays on top
     assert dict(store.scan()) == expected
     store.close()

@@ -108,7 +108,7 @@ def test_wal_torn_tail_store_reopens_with_prefix(tmp_path: Path) -> None:
     store._stop = True
     with store._cv:
         store._cv.notify_all()
-    store._thread.join()
+    store._storage_thread.join()
     with open(wal, "r+b") as f:
         f.truncate(wal.stat().st_size - 3)
     store = LSMStore.open(tmp_path, config)
