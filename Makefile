@@ -7,12 +7,24 @@
 #   make bench        redis-server vs resp-kv benchmark -> bench/results/  (BENCH_ARGS=--quick)
 #   make cluster      3 local nodes on 7001-7003 (peer ports 17001-17003), Ctrl-C stops all
 #   make lint-docker  hadolint on Dockerfile + structural check of docker-compose.yml
+#
+# Installing the project compiles its hot modules with mypyc (setup.py, resp_kv/native.py; about
+# two minutes, again whenever one of them changes). RESP_KV_PURE=1 (e.g. `make run
+# RESP_KV_PURE=1`) installs it interpreted instead, for py-spy.
 
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
+EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+NATIVE_SOURCES := $(shell sed -n 's/^    "\(.*\.py\)",$$/\1/p' resp_kv/native.py)
+ifeq ($(RESP_KV_PURE),1)
+STAMP := $(VENV)/.resp-kv-installed-pure
+NATIVE_LIB :=
+else
 STAMP := $(VENV)/.resp-kv-installed
+NATIVE_LIB := resp_kv/_native__mypyc$(EXT_SUFFIX)
+endif
 BENCH_STAMP := $(VENV)/.resp-kv-bench-installed
 # Tests get a hard per-test deadline (seconds; see tests/conftest.py).
 export RESP_KV_TEST_TIMEOUT_S ?= 300
@@ -23,9 +35,15 @@ TEST_PATHS ?= tests
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(VPY)
+# The other mode's stamp goes: switching back rebuilds (a pure install deletes the .so files).
+$(STAMP): pyproject.toml setup.py $(NATIVE_SOURCES) $(NATIVE_LIB) | $(VPY)
+	@rm -f $(VENV)/.resp-kv-installed $(VENV)/.resp-kv-installed-pure
+	@if [ "$(RESP_KV_PURE)" = 1 ]; then find resp_kv cluster -name '*$(EXT_SUFFIX)' -delete; fi
 	$(VPY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
+
+$(NATIVE_LIB):
+	@true
 
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'

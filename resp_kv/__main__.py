@@ -134,7 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
     except ImportError:  # pure asyncio still works; uvloop is a speed-up, not a requirement
         uvloop = None
+    from resp_kv import native
     from resp_kv.node import Node  # after logging: node imports the whole stack
+
+    compiled, stale = native.compiled(), native.stale()
+    logging.getLogger("resp_kv").info(
+        "hot path: %d of %d modules compiled with mypyc", len(compiled), len(native.NATIVE_MODULES))
+    if stale:
+        logging.getLogger("resp_kv").warning(
+            "compiled modules older than their sources (running the OLD code; rebuild with "
+            "`make`): %s", ", ".join(stale))
 
     node = Node(config)
     if uvloop is not None:

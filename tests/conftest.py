@@ -24,7 +24,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from resp_kv import native  # noqa: E402
 from tests.helpers.harness import ClusterHarness  # noqa: E402
+
+# A source edited after its module was compiled would be tested as the old compiled code.
+if native.stale():
+    raise pytest.UsageError("compiled modules older than their sources: "
+                            + ", ".join(native.stale()) + " (run `make test`)")
 
 REDIS_TOOLS = ("redis-cli", "redis-benchmark")
 _TIMEOUT_S = float(os.environ.get("RESP_KV_TEST_TIMEOUT_S", "300"))

@@ -100,10 +100,21 @@ def test_dockerfile_passes_hadolint_clean():
     assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
 
 
+def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The instructions of the image's own stage (from its FROM on); a build stage's ENV and
+    the like do not reach the image."""
+    starts = [i for i, (word, _) in enumerate(instructions) if word == "FROM"]
+    return instructions[starts[-1]:]
+
+
 def test_dockerfile_shape():
-    instructions = dockerfile_instructions(REPO_ROOT / "Dockerfile")
+    all_stages = dockerfile_instructions(REPO_ROOT / "Dockerfile")
+    instructions = final_stage(all_stages)
     words = [w for w, _ in instructions]
     assert instructions[0] == ("FROM", "python:3.11-slim")
+    # the wheel (compiled hot modules) comes from the build stage
+    assert any(w == "COPY" and r.startswith("--from=build") for w, r in instructions)
+    assert all_stages[0][1].endswith(" AS build")
     env = dockerfile_env(instructions)
     assert env["RESP_KV_BIND"] == "0.0.0.0" and env["RESP_KV_DATA_DIR"] == "/data"
     unknown = {k for k in env if k.startswith("RESP_KV_")} - check_compose.known_env_vars()
@@ -142,7 +153,7 @@ def test_compose_checker_catches_broken_files():
 
 
 def test_dockerfile_command_serves_ping_locally(tmp_path):
-    instructions = dockerfile_instructions(REPO_ROOT / "Dockerfile")
+    instructions = final_stage(dockerfile_instructions(REPO_ROOT / "Dockerfile"))
     image_env = dockerfile_env(instructions)
     port, peer_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESP_KV_")}
