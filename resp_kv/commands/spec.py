@@ -1,6 +1,6 @@
 """What a command is (CommandSpec) and what a handler sees (Session).
 
-Not the table: `commands/__init__.py` assembles the families' lists into `COMMANDS`.
+Not the table: `commands/dispatch.py` assembles the families' lists into `COMMANDS`.
 
 A handler is `async def handler(session: Session, args: list[bytes]) -> Reply`, where `args`
 excludes the command name. It parses, calls `session.backend`, and returns a reply value
