@@ -57,20 +57,21 @@ def _extension(source: Path) -> Path | None:
     return None
 
 
-def compiled() -> list[str]:
-    """The NATIVE_MODULES that have a compiled module beside their source."""
-    return [m for m in NATIVE_MODULES if _extension(_ROOT / m) is not None]
+def compiled(root: Path = _ROOT) -> list[str]:
+    """The NATIVE_MODULES that have a compiled module beside their source (under `root`, the
+    project's root)."""
+    return [m for m in NATIVE_MODULES if _extension(root / m) is not None]
 
 
-def stale() -> list[str]:
+def stale(root: Path = _ROOT) -> list[str]:
     """The NATIVE_MODULES whose source changed after the group was compiled (an edited
     checkout not rebuilt: run `make`, or build with RESP_KV_PURE=1 to run the sources). The
     compiled code of every module is in the group's library; the `.so` beside each source is a
     shim that is rebuilt only when the module's interface changes, so the library's time is
     the one to compare."""
-    package = _ROOT / GROUP_NAME.split(".")[0]
-    library = _extension(package / (GROUP_NAME.split(".")[1] + "__mypyc.py"))
+    package, name = GROUP_NAME.split(".")
+    library = _extension(root / package / (name + "__mypyc.py"))
     if library is None:
         return []
     built = library.stat().st_mtime
-    return [m for m in NATIVE_MODULES if (_ROOT / m).stat().st_mtime > built]
+    return [m for m in NATIVE_MODULES if (root / m).stat().st_mtime > built]
