@@ -1,9 +1,9 @@
 """Build hook: compile the hot modules (resp_kv/native.py) with mypyc; pyproject.toml has the rest.
 
 Why mypyc: the per-request path is a few hundred lines of Python per command whose cost is the
-bytecode loop and the objects it makes; compiled, the same sources take ~22 % fewer instructions
-per GET and SET (bench/README.md), with no second implementation to keep in step. mypyc is part
-of mypy (python/mypy), well kept, and needs only a C compiler and the Python headers, which
+bytecode loop and the objects it makes; compiled, the same sources take 26-34 % fewer
+instructions per GET and SET (bench/README.md), with no second implementation to keep in step.
+mypyc is part of mypy (python/mypy), well kept, and needs only a C compiler and the Python headers, which
 Debian's python3 image and this project's machines have.
 
 RESP_KV_PURE=1 builds without it (interpreted sources: py-spy sees every frame).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Final
 
 from cluster.types import Actor, Current
 from cluster.versioning import (
@@ -31,8 +32,8 @@ __all__ = ["value_of_encoded", "winner_of_encoded", "is_dead_encoded", "lives_on
            "is_one_sibling_encoded", "overwrite_encoded", "replaces_encoded"]
 
 # set header + the first sibling's head, skipping its dot and timestamp: what a read needs
-_ONE_HEAD = struct.Struct(">BHHBH2x8x8xQI")
-_ONE = b"\x00\x01"                         # a u16 1: one sibling, or one context entry
+_ONE_HEAD: Final = struct.Struct(">BHHBH2x8x8xQI")
+_ONE: Final = b"\x00\x01"                         # a u16 1: one sibling, or one context entry
 _NO_CONTEXT = bytes(2)                      # a u16 0: no context entries
 _NO_EXPIRY = bytes(8)                       # a one-sibling set's expire_at_ms (_ONE_HEAD) of 0
 

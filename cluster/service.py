@@ -30,7 +30,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import mmh3
 
@@ -49,12 +49,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cluster.service")
 
-_decode = versioning.decode_siblings
-_join = versioning.join_context
-_overwrite = encoded.overwrite_encoded
-_winner_of_encoded = encoded.winner_of_encoded
-_value_of_encoded = encoded.value_of_encoded
-_hash_bytes = mmh3.hash_bytes
+# Final: a compiled module keeps these in C globals, not its module dict (resp_kv/native.py)
+_decode: Final = versioning.decode_siblings
+_join: Final = versioning.join_context
+_overwrite: Final = encoded.overwrite_encoded
+_winner_of_encoded: Final = encoded.winner_of_encoded
+_value_of_encoded: Final = encoded.value_of_encoded
+_hash_bytes: Final = mmh3.hash_bytes
 
 INCARNATION_KEY = b"mincarnation"   # on-disk: never change
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import hiredis
 
@@ -282,21 +282,26 @@ class _Astray(Exception):
 # a literal prefix too: a `[~>|]` class made sre five times slower, 1 us per SET frame of
 # redis-benchmark's random values). "Anywhere", not "after a line end": hiredis, like Redis,
 # skips the two bytes after a bulk without looking at them, so a header may follow any two.
-_BIG_ARRAY = re.compile(rb"\*[0-9]{7,}")
-_BIG_SET, _BIG_PUSH, _BIG_ATTRIBUTE = (re.compile(re.escape(t) + rb"[0-9]{7,}")
-                                       for t in (b"~", b">", b"|"))
-_TAIL = 32                     # bytes of the previous chunk searched to catch a split header
+_BIG_ARRAY: Final = re.compile(rb"\*[0-9]{7,}")
+_BIG_SET: Final = re.compile(rb"~[0-9]{7,}")
+_BIG_PUSH: Final = re.compile(rb">[0-9]{7,}")
+_BIG_ATTRIBUTE: Final = re.compile(rb"\|[0-9]{7,}")
+_TAIL: Final = 32                     # bytes of the previous chunk searched to catch a split header
 # A read that ends inside a frame keeps that frame's bytes (at most this many) and stays on
 # hiredis; a longer partial frame (a big value) goes to the reference parser, which holds it
 # once instead of twice (the reader's copy and ours).
-_PARTIAL_MAX = 64 * 1024
+_PARTIAL_MAX: Final = 64 * 1024
 
 # Byte values for the `in` tests below: `int in bytes` is a memchr, while `bytes in bytes`
 # first tries its argument as an int (and formats a TypeError), and `find` parses its
 # arguments the slow way (~600 instructions, a few % of a GET at -P 1).
-_EQUALS, _TILDE, _GREATER, _BAR = b"=~>|"
-_PLUS, _PAREN = b"+("
-_STAR = ord("*")
+_EQUALS: Final = ord("=")
+_TILDE: Final = ord("~")
+_GREATER: Final = ord(">")
+_BAR: Final = ord("|")
+_PLUS: Final = ord("+")
+_PAREN: Final = ord("(")
+_STAR: Final = ord("*")
 
 
 def _needs_reference(data: bytes | bytearray) -> bool:
@@ -342,8 +347,8 @@ def _odd_sized_element(data: bytes | bytearray) -> bool:
     return _EQUALS in data or _PLUS in data or _PAREN in data
 
 
-_HDR_MAX = 10000
-_BULK_HDR = tuple(5 + len(str(k)) for k in range(_HDR_MAX))   # "$<k>\r\n" + "\r\n"
+_HDR_MAX: Final = 10000
+_BULK_HDR: Final = tuple(5 + len(str(k)) for k in range(_HDR_MAX))   # "$<k>\r\n" + "\r\n"
 
 
 def _canonical_size(command: list) -> int:

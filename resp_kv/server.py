@@ -36,7 +36,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from resp_kv.commands import BATCH_FULL, Dispatcher, command_table
 from resp_kv.commands.spec import Session
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RespProtocol", "RespServer"]
 
-_Future = asyncio.Future      # what Dispatcher.run returns for a command started by callbacks
+_Future: Final = asyncio.Future      # what Dispatcher.run returns for a command started by callbacks
 
 log = logging.getLogger("resp_kv.server")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from resp_kv.commands import admin, connection, custom, keys, server, strings
 from resp_kv.commands.spec import CommandSpec, Session
@@ -27,6 +27,7 @@ from resp_kv.resume import resume
 
 if TYPE_CHECKING:
     from resp_kv.config import Config
+    from resp_kv.server_state import ServerState
 
 __all__ = ["BATCH_FULL", "COMMANDS", "Dispatcher", "PendingReply", "command_table"]
 
@@ -35,9 +36,9 @@ log = logging.getLogger("resp_kv.commands")
 # Commands a client may send before authenticating (Redis: the `no_auth` flag).
 NO_AUTH = frozenset({b"AUTH", b"HELLO", b"QUIT", b"RESET"})
 
-_INTERNAL_ERROR = b"-ERR internal error\r\n"
-_OK = b"+OK\r\n"                   # reply.OK encoded (RESP2 and RESP3 alike)
-_Future = asyncio.Future              # what a `now` handler returns for a started call
+_INTERNAL_ERROR: Final = b"-ERR internal error\r\n"
+_OK: Final = b"+OK\r\n"                   # reply.OK encoded (RESP2 and RESP3 alike)
+_Future: Final = asyncio.Future              # what a `now` handler returns for a started call
 
 
 def _build(families: tuple[tuple[CommandSpec, ...], ...]) -> dict[bytes, CommandSpec]:
@@ -88,7 +89,7 @@ class Dispatcher:
         self.session = session
         self._table = table if table is not None else command_table(session.config)
         self._fast = _fast_table(self._table)
-        self._state = session.server
+        self._state: ServerState = session.server     # typed: native attribute access
         self._auth_required = (session.config is not None
                                and session.config.server.requirepass is not None)
 

@@ -373,12 +373,12 @@ def test_specs_metadata_is_consistent():
 
 
 def test_specs_arity_through_the_dispatcher():
-    from types import SimpleNamespace
-
     from resp_kv.commands import Dispatcher
+    from resp_kv.config import Config
+    from resp_kv.server_state import ServerState
 
     table = {spec.name: spec for spec in SPECS.values()}
-    state = SimpleNamespace(total_commands_processed=0, total_error_replies=0, unexpected_errors=0)
+    state = ServerState(Config())
     dispatcher = Dispatcher(Session(backend=DictBackend(), server=state, config=None), table)
 
     def run(*words: str) -> bytes:
