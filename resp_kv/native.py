@@ -71,7 +71,10 @@ def stale(root: Path = _ROOT) -> list[str]:
     checkout not rebuilt: run `make`, or build with RESP_KV_PURE=1 to run the sources). The
     compiled code of every module is in the group's library; the `.so` beside each source is a
     shim that is rebuilt only when the module's interface changes, so the library's time is
-    the one to compare."""
+    the one to compare. Only a source checkout (`setup.py` at its root) is checked: in an
+    installed wheel the files' times are when pip wrote them, in any order."""
+    if not (root / "setup.py").exists():
+        return []
     package, name = GROUP_NAME.split(".")
     library = _extension(root / package / (name + "__mypyc.py"))
     if library is None:

@@ -31,7 +31,8 @@ def test_the_hot_modules_run_compiled_unless_installed_pure():
 
 
 def _tree(root: Path, built_at: float, edited: str | None, edited_at: float) -> None:
-    """A project tree of the listed sources plus the group library built at `built_at`."""
+    """A source checkout of the listed sources plus the group library built at `built_at`."""
+    (root / "setup.py").write_text("")
     for path in native.NATIVE_MODULES:
         source = root / path
         source.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +60,14 @@ def test_a_build_newer_than_every_source_is_not_stale(tmp_path):
     for path in native.NATIVE_MODULES:
         shim = tmp_path / path[:-3]
         os.utime(shim.with_name(shim.name + _SUFFIX), (1, 1))
+    assert native.stale(tmp_path) == []
+
+
+def test_an_installed_tree_is_never_stale(tmp_path):
+    # pip writes a wheel's files in any order: a source may be newer than the library
+    _tree(tmp_path, built_at=1_000_000, edited=native.NATIVE_MODULES[0], edited_at=1_000_100)
+    (tmp_path / "setup.py").unlink()
+    assert native.compiled(tmp_path) == list(native.NATIVE_MODULES)
     assert native.stale(tmp_path) == []
 
 
