@@ -31,6 +31,7 @@ NATIVE_MODULES = (
     "resp_kv/resp.py",
     "resp_kv/server.py",
     "resp_kv/commands/dispatch.py",
+    "resp_kv/commands/spec.py",
     "resp_kv/commands/strings.py",
     "resp_kv/durability.py",
     "resp_kv/server_state.py",

@@ -361,7 +361,7 @@ def _canonical_size(command: list) -> int:
     count = len(command)
     size = 4 if count < 10 else 3 + len(str(count))
     for arg in command:
-        if arg.__class__ is not bytes:
+        if type(arg) is not bytes:
             raise _Astray
         length = len(arg)
         size += length + (_BULK_HDR[length] if length < _HDR_MAX else 5 + len(str(length)))
@@ -506,14 +506,14 @@ class HiredisRequestParser:
         """Append every complete command to `sink` (a list or deque); then raise a pending
         ProtocolError. The server's hot path: one call per received chunk."""
         if self._fallback is None:
-            gets, size, added = self._reader.gets, 0, 0
+            gets, append, size, added = self._reader.gets, sink.append, 0, 0
             last = self._last
             # Where frames start, when a top-level `~`/`>`/`|` frame could pass for an array:
             # at the canonical sizes so far (if those are wrong, so is the final sum).
             starts = (last if last is not None else self._mirror) if self._check_starts else None
             try:
                 while (command := gets()) is not False:
-                    if command.__class__ is not list:
+                    if type(command) is not list:
                         raise _Astray
                     if starts is not None and starts[size] != _STAR:
                         raise _Astray
@@ -524,14 +524,14 @@ class HiredisRequestParser:
                     try:
                         if count == 2:
                             a, b = command
-                            if a.__class__ is not bytes or b.__class__ is not bytes:
+                            if type(a) is not bytes or type(b) is not bytes:
                                 raise _Astray
                             la, lb = len(a), len(b)
                             size += 4 + _BULK_HDR[la] + _BULK_HDR[lb] + la + lb
                         elif count == 3:
                             a, b, c = command
-                            if (a.__class__ is not bytes or b.__class__ is not bytes
-                                    or c.__class__ is not bytes):
+                            if (type(a) is not bytes or type(b) is not bytes
+                                    or type(c) is not bytes):
                                 raise _Astray
                             la, lb, lc = len(a), len(b), len(c)
                             size += (4 + _BULK_HDR[la] + _BULK_HDR[lb] + _BULK_HDR[lc]
@@ -541,7 +541,7 @@ class HiredisRequestParser:
                     except IndexError:
                         size += _canonical_size(command)
                     if count:
-                        sink.append(command)
+                        append(command)
                         added += 1
             except Exception:
                 # _Astray, a hiredis.ProtocolError, or anything else hiredis raises (its

@@ -158,10 +158,10 @@ class RespProtocol(asyncio.Protocol):
             self._stop_reading = True
         if self._busy:
             self._update_reading()
-        elif len(pending) == 1 and pending[0].__class__ is list:
+        elif len(pending) == 1 and type(pending[0]) is list:
             # One command (every request at -P 1): a plain call, no batch coroutine.
             reply = self._run_one(pending.popleft())
-            if reply.__class__ is bytes and not self.session.closing:
+            if type(reply) is bytes and not self.session.closing:
                 self._write_reply(reply)
                 if self._reading_paused:
                     self._update_reading()
@@ -175,13 +175,13 @@ class RespProtocol(asyncio.Protocol):
         """The other ends of a lone command: started by callbacks (a Future of its encoded
         reply: a replicated GET or SET, every request of a cluster at -P 1), suspended, or the
         session is closing."""
-        if reply.__class__ is _Future and not self.session.closing:
+        if type(reply) is _Future and not self.session.closing:
             # No worker task: the Future's done-callback writes the reply (the worker's
             # batch machinery was about a tenth of a 3-node coordinator's CPU at -P 1).
             self._busy = True
             reply.add_done_callback(self._one_settled)
             return
-        if reply.__class__ is not bytes:
+        if type(reply) is not bytes:
             out: list[bytes] = []
             self._hand_over(self._finish_one(reply, out), out)
         else:
@@ -333,7 +333,7 @@ class RespProtocol(asyncio.Protocol):
             # appending bytes to bytes would copy quadratically for a long pipeline).
             entry = self._tick_entry
             held = entry[1]
-            if held.__class__ is list:
+            if type(held) is list:
                 held.append(data)
             else:
                 entry[1] = [held, data]
@@ -353,7 +353,7 @@ class RespProtocol(asyncio.Protocol):
                 self._transport.abort()
             return
         if not self._closed:
-            self._transport.write(data if data.__class__ is bytes else b"".join(data))
+            self._transport.write(data if type(data) is bytes else b"".join(data))
             if self._close_when_released:
                 self._transport.close()
         if self._server.stopping:

@@ -96,7 +96,7 @@ class Dispatcher:
     async def execute(self, args: list[bytes]) -> bytes:
         """Run one command; always return encoded reply bytes, errors included."""
         reply = self.run(args)
-        if reply.__class__ is bytes:
+        if type(reply) is bytes:
             return reply
         return await reply
 
@@ -120,7 +120,7 @@ class Dispatcher:
                         await _settle(out)
                     return BATCH_FULL
                 args = queue.popleft()
-                if args.__class__ is not list:
+                if type(args) is not list:
                     if in_flight is not None:
                         await _settle(out)
                     return args
@@ -130,7 +130,7 @@ class Dispatcher:
                         await _settle(out)
                         in_flight = None
                     reply = self._run_checked(args)
-                    out.append(reply if reply.__class__ is bytes else await reply)
+                    out.append(reply if type(reply) is bytes else await reply)
                     if session.closing:
                         return None
                     continue
@@ -142,7 +142,7 @@ class Dispatcher:
                 if in_flight is not None:
                     # Ordering barrier: a command touching a key still in flight, or with no
                     # key at all (DBSIZE, SCAN, QUIT...), waits for everything started before it.
-                    if key_at.__class__ is int:
+                    if type(key_at) is int:
                         overtakes = args[key_at] in in_flight
                     else:
                         keys = _keys(args, key_at)
@@ -166,14 +166,14 @@ class Dispatcher:
                 except Exception:
                     out.append(self._internal_error(args))
                     continue
-                if reply is NOT_NOW or reply.__class__ is _Future:
+                if reply is NOT_NOW or type(reply) is _Future:
                     # Suspended (a quorum wait), or started by callbacks (a Future of the
                     # encoded reply): let it finish concurrently and go on with the pipeline,
                     # so one connection's commands share peer round trips. Its reply keeps its
                     # place in `out`; _settle() fills it in before anything is written.
                     out.append(_in_background(PendingReply(self, coro, yielded, args))
                                if reply is NOT_NOW else reply)
-                    if key_at.__class__ is int:     # one key (GET, SET...): no list made
+                    if type(key_at) is int:     # one key (GET, SET...): no list made
                         if in_flight is None:
                             in_flight = {args[key_at]}
                         else:
@@ -188,7 +188,7 @@ class Dispatcher:
                     else:
                         in_flight.update(keys)
                     continue
-                cls = reply.__class__
+                cls = type(reply)
                 if cls is bytes:                    # GET, then SET: the hottest first
                     size = len(reply)               # encode_bulk, inlined
                     out.append(_BULK_HEADS[size] + reply + b"\r\n" if size < _BULK_HEADS_MAX
@@ -234,7 +234,7 @@ class Dispatcher:
             return encode_error(error)
         except Exception:
             return self._internal_error(args)
-        cls = reply.__class__
+        cls = type(reply)
         if cls is bytes:
             size = len(reply)                   # encode_bulk, inlined (every GET at -P 1)
             return (_BULK_HEADS[size] + reply + b"\r\n" if size < _BULK_HEADS_MAX
@@ -310,7 +310,7 @@ class PendingReply:
             return encode_error(error)
         except Exception:
             return dispatcher._internal_error(self._args)
-        if reply.__class__ is bytes:
+        if type(reply) is bytes:
             return encode_bulk(reply)
         return dispatcher._encode(reply, self._args)
 
@@ -337,7 +337,7 @@ def _key_positions(spec: CommandSpec) -> int | tuple[int, int, int] | None:
 def _keys(args: list[bytes], key_at: int | tuple[int, int, int] | None) -> list[bytes] | None:
     """The keys among `args` per COMMAND key positions, or None for an order-sensitive
     keyless command."""
-    if key_at.__class__ is int:
+    if type(key_at) is int:
         return [args[key_at]]
     if key_at is None:
         return None
@@ -359,7 +359,7 @@ def _in_background(pending: "PendingReply") -> asyncio.Task:
 async def _settle(out: list) -> None:
     """Replace every in-flight placeholder of `out` with its encoded reply, in order."""
     for i, item in enumerate(out):
-        if item.__class__ is not bytes:
+        if type(item) is not bytes:
             out[i] = await item
 
 

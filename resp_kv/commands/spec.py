@@ -19,13 +19,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+# Imported at run time, not only for type checking: the compiled dataclass reads its field
+# annotations when the module loads.
+from resp_kv.backend import Backend
+from resp_kv.config import Config
 from resp_kv.reply import encode_error
-
-if TYPE_CHECKING:
-    from resp_kv.backend import Backend
-    from resp_kv.config import Config
 
 Handler = Callable[["Session", list[bytes]], Awaitable[Any]]
 NowHandler = Callable[["Session", list[bytes]], Any]   # returns a reply or reply.NOT_NOW
@@ -66,10 +66,10 @@ class Session:
     start time, config); the shell (`server.py`) owns sockets and closes on `closing`.
     """
 
-    backend: "Backend"
+    backend: Backend
     server: Any                               # resp_kv.server_state.ServerState
-    config: "Config"
-    client_id: int = field(default_factory=lambda: next(_client_ids))
+    config: Config | None                   # None: unit tests of handlers without a node
+    client_id: int = field(default_factory=_client_ids.__next__)
     protocol: int = 2                         # 2 or 3, switched by HELLO
     authenticated: bool = False
     name: bytes = b""
