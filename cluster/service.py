@@ -49,12 +49,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cluster.service")
 
-# Final: a compiled module keeps these in C globals, not its module dict (resp_kv/native.py)
+# Final: a compiled module keeps these in C globals, not its module dict (resp_kv/native.py).
+# Not for functions of compiled modules (encoded.*): through an alias the call is generic,
+# named directly it is a C call.
 _decode: Final = versioning.decode_siblings
 _join: Final = versioning.join_context
-_overwrite: Final = encoded.overwrite_encoded
-_winner_of_encoded: Final = encoded.winner_of_encoded
-_value_of_encoded: Final = encoded.value_of_encoded
 _hash_bytes: Final = mmh3.hash_bytes
 
 INCARNATION_KEY = b"mincarnation"   # on-disk: never change
@@ -91,10 +90,10 @@ class Cluster:
         # compaction thread (deque.append is atomic).
         self._gc_dropped: deque[tuple[int, int]] = deque()
         self._started = False
-        # Bound once: the single-node write path (bench: SET -P 16) calls these per command.
+        # Bound once: the single-node write path (bench: SET -P 16) calls these per command
+        # (the store and the clock are protocols: generic calls either way; the
+        # replica's methods are called by name, which compiled is a C call).
         self._store_get = store.get
-        self._store_merged = self.replica.store_merged
-        self._store_overwrite = self.replica.store_overwrite
         self._wall_ms = self.clock.wall_ms
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -151,14 +150,14 @@ class Cluster:
         """Return the key's live winner (what GET answers) after R replicas answered."""
         if self.solo:
             raw = self.replica.read_encoded(key, key_token(key))
-            return _winner_of_encoded(raw, now_ms) if raw is not None else None
+            return encoded.winner_of_encoded(raw, now_ms) if raw is not None else None
         return versioning.winner(await self.coordinator.get(key), now_ms)
 
     def read_current(self, key: bytes, now_ms: int) -> Current | None:
         """`get_current` while `solo`, synchronous: the local replica is the whole cluster.
         Hot: every single-node GET (the caller skips a coroutine layer)."""
         raw = self._store_get(b"d" + key_token(key).to_bytes(8, "big") + key)  # data_key
-        return _winner_of_encoded(raw, now_ms) if raw is not None else None
+        return encoded.winner_of_encoded(raw, now_ms) if raw is not None else None
 
     def value_now(self, key: bytes) -> bytes | None | object:
         """GET's answer while `solo`, synchronous: the live value or None; NOT_NOW (a reply
@@ -167,11 +166,11 @@ class Cluster:
         if not self.solo:
             return NOT_NOW
         raw = self._store_get(b"d" + _hash_bytes(key)[7::-1] + key)   # replica.data_key_of
-        return _value_of_encoded(raw, self._wall_ms) if raw is not None else None
+        return encoded.value_of_encoded(raw, self._wall_ms) if raw is not None else None
 
     async def get_many_current(self, keys: list[bytes], now_ms: int) -> list[Current | None]:
         if self.solo:
-            read, peek = self.replica.read_encoded, _winner_of_encoded
+            read, peek = self.replica.read_encoded, encoded.winner_of_encoded
             return [None if (raw := read(key, key_token(key))) is None else peek(raw, now_ms)
                     for key in keys]
         return [versioning.winner(siblings, now_ms) for siblings in await self.get_many(keys)]
@@ -232,13 +231,14 @@ class Cluster:
             token = key_token(key)
         store_key = b"d" + token.to_bytes(8, "big") + key       # replica.data_key, inlined
         old_raw = self._store_get(store_key, False)     # no row cache fill: replaced below
-        done = _overwrite(old_raw, self.actor, value, self._wall_ms(), expire_at_ms)
+        done = encoded.overwrite_encoded(old_raw, self.actor, value, self._wall_ms(),
+                                         expire_at_ms)
         if done is None:                          # several siblings: the general path
             return self.local_write(key, token, value, expire_at_ms, None, _decode(old_raw),
                                     old_raw)
         new_raw, old_flags, old_expire_ms = done
-        self._store_overwrite(key, token, store_key, old_raw, new_raw, old_flags, old_expire_ms,
-                              value is not None, expire_at_ms)
+        self.replica.store_overwrite(key, token, store_key, old_raw, new_raw, old_flags,
+                                     old_expire_ms, value is not None, expire_at_ms)
         return new_raw
 
     async def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
@@ -270,7 +270,7 @@ class Cluster:
         else:
             _, survivors = versioning.write(local, context, self.actor, value,
                                             self._wall_ms(), expire_at_ms)
-        return self._store_merged(key, token, local, old_raw, survivors, store_key)
+        return self.replica.store_merged(key, token, local, old_raw, survivors, store_key)
 
     def local_write_full(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
                          context: Context | None, local: list[Sibling] | None = None,
