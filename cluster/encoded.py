@@ -34,8 +34,8 @@ __all__ = ["value_of_encoded", "winner_of_encoded", "is_dead_encoded", "lives_on
 # set header + the first sibling's head, skipping its dot and timestamp: what a read needs
 _ONE_HEAD: Final = struct.Struct(">BHHBH2x8x8xQI")
 _ONE: Final = b"\x00\x01"                         # a u16 1: one sibling, or one context entry
-_NO_CONTEXT = bytes(2)                      # a u16 0: no context entries
-_NO_EXPIRY = bytes(8)                       # a one-sibling set's expire_at_ms (_ONE_HEAD) of 0
+_NO_CONTEXT: Final = bytes(2)               # a u16 0: no context entries
+_NO_EXPIRY: Final = bytes(8)                # a one-sibling set's expire_at_ms (_ONE_HEAD) of 0
 # versioning's constants as C globals of this compiled module (theirs are module-dict lookups)
 _VERSION: Final = FORMAT_VERSION
 _TOMBSTONE: Final = _FLAG_TOMBSTONE
@@ -44,7 +44,6 @@ _ONE_HEAD_START: Final = bytes((FORMAT_VERSION, 0, 1))             # version, n_
 _LIVE_ONE_CTX: Final = bytes((0, 0, 1, 0, 0))                      # flags, n_ctx 1, dot_actor 0
 _TOMBSTONE_ONE_CTX: Final = bytes((_FLAG_TOMBSTONE, 0, 1, 0, 0))
 _CTX0: Final = bytes(2)                                            # ctx_actor 0
-_ZERO_LEN_CTX0: Final = bytes(6)                                   # value_len 0, ctx_actor 0
 
 
 def value_of_encoded(data: bytes, wall_ms: Callable[[], int]) -> bytes | None:
@@ -166,9 +165,29 @@ def overwrite_encoded(data: bytes | None, actor: Actor, value: bytes | None, tim
 
 
 def _u64(data: bytes, at: int) -> int:
-    """The big-endian u64 at `at` (compiled: eight loads, no slice or int object)."""
-    return (data[at] << 56 | data[at + 1] << 48 | data[at + 2] << 40 | data[at + 3] << 32
+    """The big-endian u64 at `at` (compiled: eight loads; two halves, so that counters and
+    times below 2**62 never leave mypyc's fast tagged ints)."""
+    return ((data[at] << 24 | data[at + 1] << 16 | data[at + 2] << 8 | data[at + 3]) << 32
             | data[at + 4] << 24 | data[at + 5] << 16 | data[at + 6] << 8 | data[at + 7])
+
+
+# actor -> its one-actor table (the actors bytes of a set only it wrote); a node asks for its
+# own actor only, so this stays tiny (cleared past _OWN_TABLES_MAX, like versioning's caches)
+_OWN_TABLES: Final[dict[str, bytes]] = {}
+_OWN_TABLES_MAX: Final = 64
+
+
+def _own_table(actor: Actor) -> bytes | None:
+    """The actor table of a set only `actor` wrote; None for a name that is not an actor
+    (with a ",", which `encode_siblings` refuses: the general path raises for it)."""
+    table = _OWN_TABLES.get(actor)
+    if table is None:
+        if "," in actor:
+            return None
+        if len(_OWN_TABLES) >= _OWN_TABLES_MAX:
+            _OWN_TABLES.clear()
+        table = _OWN_TABLES[actor] = actor.encode()
+    return table
 
 
 def _overwrite_own(data: bytes, n_ctx: int, actor: Actor, value: bytes | None,
@@ -176,40 +195,39 @@ def _overwrite_own(data: bytes, n_ctx: int, actor: Actor, value: bytes | None,
     """`overwrite_encoded` of a one-sibling set with at most one context entry that only
     `actor` ever wrote (every key of a single node): the join is one counter, and the new set
     reuses the old actor table. The header is read byte by byte at `_one_struct(n_ctx)`'s
-    offsets (f[2] actors_len at 3, f[3] flags at 5, f[6] dot_counter at 10, f[8] expire_at_ms
-    at 26, f[9] value_len at 34, f[11] the context counter at 40) and the new one is joined
-    from pieces: compiled, that is loads and `to_bytes`, where `unpack_from` and `pack` boxed
-    twelve ints each way (~3.5k instructions of a 28k SET at -P 16, callgrind). None: another
-    actor is in the table (the caller decodes the context). Raises ValueError if the lengths
-    disagree, OverflowError if a field does not fit."""
+    offsets (actors_len at 3, flags 5, dot_counter 10, expire_at_ms 26, value_len 34, the
+    context counter 40), and the new one is joined from pieces, reusing the old bytes of what
+    did not change (the actors_len; the value_len of a value of the same size; the seen
+    counter, which becomes the context's): compiled, loads and two `to_bytes`, where
+    `unpack_from` and `pack` boxed twelve ints each way (callgrind: ~5k instructions of a 28k
+    SET at -P 16). None: another actor is in the table (the caller decodes the context).
+    Raises ValueError if the lengths disagree, OverflowError if a field does not fit."""
     size, head = len(data), 38 + 10 * n_ctx
     if size < head:
         raise ValueError("truncated sibling set")
     actors_len = data[3] << 8 | data[4]
-    if (data[0] != _VERSION
-            or head + (data[34] << 24 | data[35] << 16 | data[36] << 8 | data[37]) + actors_len
-            != size):
+    old_len = data[34] << 24 | data[35] << 16 | data[36] << 8 | data[37]
+    if data[0] != _VERSION or head + old_len + actors_len != size:
         raise ValueError(f"bad sibling set header (version {data[0]})")
     blob = data[size - actors_len:]
-    actors = _ACTOR_CACHE.get(blob) or _decode_actors(blob)
-    if len(actors) != 1 or actors[0] != actor:
+    if blob != _own_table(actor):
         return None
-    seen = _u64(data, 10)
-    if n_ctx:
-        ctx_counter = _u64(data, 40)
-        if ctx_counter > seen:
-            seen = ctx_counter
-    old_flags, old_expire_ms = data[5], _u64(data, 26)
-    # version, n_siblings 1, actors_len; then flags, n_ctx 1, dot_actor 0 (the table's only)
-    prefix = _ONE_HEAD_START + data[3:5] + (_LIVE_ONE_CTX if value is not None
-                                            else _TOMBSTONE_ONE_CTX)
-    fields = ((seen + 1).to_bytes(8, "big") + timestamp_ms.to_bytes(8, "big")
-              + expire_at_ms.to_bytes(8, "big"))
-    if value is None:
-        return (b"".join((prefix, fields, _ZERO_LEN_CTX0, seen.to_bytes(8, "big"), blob)),
-                old_flags, old_expire_ms)
-    return (b"".join((prefix, fields, len(value).to_bytes(4, "big"), _CTX0,
-                      seen.to_bytes(8, "big"), value, blob)), old_flags, old_expire_ms)
+    seen, seen_at = _u64(data, 10), 10                  # the join: one counter, the greater
+    if n_ctx and (ctx_counter := _u64(data, 40)) > seen:  # of the dot's and the context's
+        seen, seen_at = ctx_counter, 40
+    value_len = len(value) if value is not None else 0
+    # A %-format of bytes compiles to one allocation and a memcpy per piece (mypyc's
+    # CPyBytes_Build); b"".join of a tuple went through the buffer protocol per piece.
+    new = b"%s%s%s%s%s%s%s%s%s%s%s" % (
+        _ONE_HEAD_START, data[3:5],                     # version, n_siblings 1, actors_len
+        _LIVE_ONE_CTX if value is not None else _TOMBSTONE_ONE_CTX,
+        (seen + 1).to_bytes(8, "big"),                  # the dot: (actor, seen + 1)
+        timestamp_ms.to_bytes(8, "big"),
+        _NO_EXPIRY if expire_at_ms == 0 else expire_at_ms.to_bytes(8, "big"),
+        data[34:38] if value_len == old_len else value_len.to_bytes(4, "big"),
+        _CTX0, data[seen_at:seen_at + 8],               # the context: {actor: seen}
+        value if value is not None else b"", blob)
+    return new, data[5], _u64(data, 26)                 # old flags, old expire_at_ms
 
 
 def _one_sibling(data: bytes) -> tuple[tuple, list[str]] | None:
