@@ -29,6 +29,7 @@ from pathlib import Path
 # the cluster's coordinator and peer paths stay interpreted (see bench/README.md).
 NATIVE_MODULES = (
     "resp_kv/resp.py",
+    "resp_kv/canonical.py",
     "resp_kv/server.py",
     "resp_kv/commands/dispatch.py",
     "resp_kv/commands/spec.py",
