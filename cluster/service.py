@@ -39,7 +39,7 @@ from cluster.clock import Clock, SystemClock
 from cluster.hints import HintStore
 from cluster.replica import TOKEN_LIMIT, Replica, data_key
 from cluster.types import Context, Current, LocalStore, Mutator, Sibling, key_token
-from resp_kv.reply import NOT_NOW
+from resp_kv import reply as reply_module
 
 if TYPE_CHECKING:
     from cluster.antientropy import AntiEntropy
@@ -53,6 +53,7 @@ log = logging.getLogger("cluster.service")
 # Not for functions of compiled modules (encoded.*): through an alias the call is generic,
 # named directly it is a C call.
 _decode: Final = versioning.decode_siblings
+NOT_NOW: Final = reply_module.NOT_NOW
 _join: Final = versioning.join_context
 _hash_bytes: Final = mmh3.hash_bytes
 

@@ -21,7 +21,8 @@ from resp_kv.commands import admin, connection, custom, keys, server, strings
 from resp_kv.commands.spec import CommandSpec, Session
 from resp_kv.errors import CommandError, NoAuth, UnknownCommand, WrongArity
 from resp_kv.reply import BULK_HEADS, BULK_HEADS_MAX
-from resp_kv.reply import NOT_NOW, OK, encode, encode_bulk, encode_error
+from resp_kv import reply as reply_module
+from resp_kv.reply import encode, encode_bulk, encode_error
 from resp_kv.resume import resume
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ log = logging.getLogger("resp_kv.commands")
 # Commands a client may send before authenticating (Redis: the `no_auth` flag).
 NO_AUTH = frozenset({b"AUTH", b"HELLO", b"QUIT", b"RESET"})
 
+# Final: C globals of this compiled module, not module-dict lookups (resp_kv/native.py)
+NOT_NOW: Final = reply_module.NOT_NOW
+OK: Final = reply_module.OK
 _INTERNAL_ERROR: Final = b"-ERR internal error\r\n"
 _OK: Final = b"+OK\r\n"                   # reply.OK encoded (RESP2 and RESP3 alike)
 _Future: Final = asyncio.Future              # what a `now` handler returns for a started call
@@ -74,7 +78,7 @@ def command_table(config: "Config | None") -> dict[bytes, CommandSpec]:
     return _WITH_DEBUG
 
 
-BATCH_FULL = type("BatchFull", (), {"__repr__": lambda self: "BATCH_FULL"})()
+BATCH_FULL: Final = type("BatchFull", (), {"__repr__": lambda self: "BATCH_FULL"})()
 
 
 class Dispatcher:

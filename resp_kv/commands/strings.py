@@ -23,13 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Final
 
 from resp_kv.commands.mutations import LLONG_MAX, LLONG_MIN, parse_ll, parse_long_double
 from resp_kv.commands.spec import CommandSpec, Session, started_error
 from resp_kv.errors import CommandError, NotAFloat, NotAnInteger, SyntaxErr, WrongArity
-from resp_kv.reply import NOT_NOW, OK, encode_bulk
+from resp_kv import reply as reply_module
+from resp_kv.reply import encode_bulk
 
 __all__ = ["SPECS", "now_ms"]
+
+# Final: C globals of this compiled module, not module-dict lookups (resp_kv/native.py)
+NOT_NOW: Final = reply_module.NOT_NOW
+OK: Final = reply_module.OK
 
 
 def now_ms() -> int:
@@ -96,7 +102,7 @@ async def get(session: Session, args: list[bytes]) -> object:
     return current.value if current is not None else None
 
 
-_OK_BYTES = b"+OK\r\n"
+_OK_BYTES: Final = b"+OK\r\n"
 
 _EXPIRY_OPTIONS = {b"EX": (1000, True), b"PX": (1, True), b"EXAT": (1000, False), b"PXAT": (1, False)}
 

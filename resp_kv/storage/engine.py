@@ -58,6 +58,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 from resp_kv.config import StorageConfig
 
@@ -65,15 +66,20 @@ from .compaction import Aborted, CompactionFilter, Pacer, collect_garbage, merge
 from .env import Env, OsEnv
 from .errors import CorruptionError, StorageClosed
 from .block_cache import BlockCache
-from .bloom import key_hash
-from .format import (KIND_PUT, SST_SUFFIX, TMP_SUFFIX, WAL_OP, WAL_SUFFIX, parse_number, sst_name,
+from . import bloom, sstable
+from . import format as disk_format
+from .format import (SST_SUFFIX, TMP_SUFFIX, WAL_OP, WAL_SUFFIX, parse_number, sst_name,
                      wal_name)
 from .manifest import ManifestState, TableMeta, load_manifest, store_manifest
 from .memtable import Memtable
-from .sstable import MISSING, SSTableReader, write_table
+from .sstable import SSTableReader, write_table
 from .wal import Wal, replay_segment, write_segment
 
-_pack_op = WAL_OP.pack                  # Wal.append_put's record head, for the inlined put
+# Final: C globals of this compiled module, not module-dict lookups (resp_kv/native.py)
+MISSING: Final = sstable.MISSING
+KIND_PUT: Final = disk_format.KIND_PUT
+key_hash: Final = bloom.key_hash
+_pack_op: Final = WAL_OP.pack                 # Wal.append_put's record head, for the inlined put
 
 log = logging.getLogger("resp_kv.storage")
 

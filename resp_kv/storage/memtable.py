@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import islice
+from typing import Final
 
 from sortedcontainers import SortedList
 
 # Per-entry memory beyond the key and value bytes: dict slot + SortedList slot (~61 bytes,
 # tracemalloc over 100k entries) + two bytes-object headers (2 x 33). Measured, not guessed.
-ENTRY_OVERHEAD_BYTES = 128
-_ABSENT = object()
+ENTRY_OVERHEAD_BYTES: Final = 128
+_ABSENT: Final = object()
 _SCAN_CHUNK = 256
 
 

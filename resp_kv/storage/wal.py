@@ -40,7 +40,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from .env import Env
 from .errors import CorruptionError
@@ -48,11 +48,11 @@ from .format import KIND_DELETE, KIND_PUT, TMP_SUFFIX, U32, WAL_OP, WAL_RECORD, 
 
 log = logging.getLogger("resp_kv.storage")
 
-_pack_op = WAL_OP.pack                 # local binding: bench put µs (see engine docstring)
-_pack_record = WAL_RECORD.pack
-_U32 = U32
-_RECORD_SIZE = WAL_RECORD.size
-_OP_SIZE = WAL_OP.size
+_pack_op: Final = WAL_OP.pack                # local binding: bench put µs (see engine docstring)
+_pack_record: Final = WAL_RECORD.pack
+_U32: Final = U32
+_RECORD_SIZE: Final = WAL_RECORD.size
+_OP_SIZE: Final = WAL_OP.size
 
 
 def encode_ops(ops: list[tuple[bytes, bytes | None]]) -> bytes:
