@@ -53,6 +53,7 @@ NATIVE_MODULES = (
     "cluster/network.py",
     "cluster/merkle.py",
     "cluster/merkle_keeper.py",
+    "cluster/antientropy.py",
 )
 
 # The shared library of the compiled group (mypyc's `group_name`), inside the package so an
