@@ -32,6 +32,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 import hiredis
 
@@ -44,6 +45,10 @@ from cluster.ring import Plan, Target, WritePlans
 from cluster.transport import PeerError
 from cluster.types import Context, NodeId, PeerUnavailable, QuorumNotReached, Sibling, key_token
 
+if TYPE_CHECKING:
+    from cluster.network import Network
+    from cluster.service import Cluster
+
 log = logging.getLogger("cluster.coordinator")
 
 _CALL_ERRORS = (PeerUnavailable, PeerError, TimeoutError, ConnectionError, OSError)
@@ -53,7 +58,8 @@ _UNREAD = object()          # _start_get: the caller has not read the local copy
 class Coordinator:
     """Quorum reads and writes over the peer transport. Event-loop thread only."""
 
-    def __init__(self, cluster, network) -> None:
+    def __init__(self, cluster: Cluster, network: Network) -> None:
+        # Typed: compiled, these are native attribute reads and calls (resp_kv/native.py).
         self.cluster = cluster
         self.network = network            # .ring, .alive, .transport
         self.me = cluster.node_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from cluster import messages, versioning
 from cluster.coordinator import Coordinator, encode_scan_page
@@ -21,6 +22,10 @@ from cluster.ring import Ring
 from cluster.transport import PeerTransport
 from cluster.types import NodeId, PeerUnavailable, key_token
 
+if TYPE_CHECKING:
+    from cluster.gossip import Gossiper
+    from cluster.service import Cluster
+
 log = logging.getLogger("cluster.network")
 
 RANGE_PAGE = 512
@@ -29,7 +34,10 @@ RANGE_PAGE = 512
 class Network:
     """Everything a Cluster needs once it has (or may get) peers. Event-loop thread only."""
 
-    def __init__(self, cluster, transport=None, server=None, gossip: bool = True) -> None:
+    def __init__(self, cluster: Cluster, transport=None, server=None, gossip: bool = True
+                 ) -> None:
+        # transport and server: PeerTransport and PeerServer, or a test's in-process stand-ins
+        # (tests/helpers/fake_network.py), hence not typed.
         self.cluster = cluster
         config = cluster.config
         self.me: NodeId = cluster.node_id
@@ -47,7 +55,7 @@ class Network:
         self.deliverer = HandoffDeliverer(cluster.hints, cluster.clock, self.is_alive,
                                           self._deliver_hint,
                                           interval_s=max(0.05, config.gossip_interval_ms / 1000))
-        self.gossiper = None
+        self.gossiper: Gossiper | None = None
         if gossip:
             from cluster.gossip import Gossiper
             self.gossiper = Gossiper(self)

@@ -21,6 +21,7 @@ import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import hiredis
 
@@ -39,11 +40,11 @@ class PeerServer:
 
     def __init__(self, host: str, port: int, secret: str | None,
                  barrier: Callable[[], Awaitable[None] | None] | None = None,
-                 is_blocked: Callable[[NodeId], bool] = lambda node: False) -> None:
+                 is_blocked: Callable[[NodeId], bool] | None = None) -> None:
         self.host, self.port = host, port
         self.secret = secret
-        self.barrier = barrier or (lambda: None)
-        self.is_blocked = is_blocked
+        self.barrier = barrier or _no_barrier
+        self.is_blocked = is_blocked or _never_blocked
         self.handlers: dict[bytes, Handler] = {}
         self.connections: set[_PeerServerProtocol] = set()
         self.tasks: set[asyncio.Task] = set()
@@ -198,7 +199,7 @@ class _PeerServerProtocol(asyncio.Protocol):
             self._respond(rid, True, result)    # the common case: a synchronous handler
         else:
             task = self._server._spawn(result)
-            task.add_done_callback(lambda t, rid=rid: self._finish(rid, t))
+            task.add_done_callback(partial(self._finish, rid))
 
     def _finish(self, rid: bytes, task: asyncio.Task) -> None:
         if task.cancelled():
@@ -239,6 +240,14 @@ class _PeerServerProtocol(asyncio.Protocol):
             return
         if not self._closed:
             self._transport.write(b"".join(out))
+
+
+def _no_barrier() -> None:
+    return None
+
+
+def _never_blocked(node: NodeId) -> bool:
+    return False
 
 
 # Payload types a synchronous handler returns: no need to ask inspect.isawaitable (measured: a

@@ -199,6 +199,20 @@ def _run(callback: Callback, payload, error: Exception | None) -> None:
         log.exception("peer call callback failed")
 
 
+class _Batch:
+    """The open batch of one verb on a link: its items, their callbacks, the first item's
+    deadline, and the bytes of its items' first two fields (a class, not a list: compiled,
+    its fields are typed, so the appends are native)."""
+
+    __slots__ = ("items", "callbacks", "deadline", "size")
+
+    def __init__(self, deadline: float) -> None:
+        self.items: list[tuple[bytes, ...]] = []
+        self.callbacks: list[Callback] = []
+        self.deadline = deadline
+        self.size = 0
+
+
 class _Link(asyncio.Protocol):
     """One outbound connection to one peer, reconnected on demand."""
 
@@ -207,8 +221,7 @@ class _Link(asyncio.Protocol):
         self.node = node
         self._pending: dict[bytes, tuple[Callback, float]] = {}
         self._queue: list[bytes] = []          # frames waiting for the connection or the flush
-        # verb -> [items, their callbacks, the first item's deadline, bytes]: the open batch
-        self._batches: dict[bytes, list] = {}
+        self._batches: dict[bytes, _Batch] = {}      # verb -> its open batch
         self._transport: asyncio.Transport | None = None
         self._reader: hiredis.Reader | None = None
         self._state = "idle"                   # idle -> connecting -> hello -> ready -> idle
@@ -251,13 +264,13 @@ class _Link(asyncio.Protocol):
             if not self._accepts(callback, True):
                 return
             # The batch's deadline is its first item's: one clock read per batch, not per item.
-            batch = self._batches[verb] = [[], [], self._owner._deadline(timeout_s), 0]
+            batch = self._batches[verb] = _Batch(self._owner._deadline(timeout_s))
         elif self._state == "idle" and not self._accepts(callback, False):
             return
-        batch[0].append(item)
-        batch[1].append(callback)
-        batch[3] += len(item[0]) + len(item[1])
-        if (len(batch[1]) >= MAX_BATCH_ITEMS or batch[3] >= MAX_BATCH_BYTES
+        batch.items.append(item)
+        batch.callbacks.append(callback)
+        batch.size += len(item[0]) + len(item[1])
+        if (len(batch.callbacks) >= MAX_BATCH_ITEMS or batch.size >= MAX_BATCH_BYTES
                 or self._state != "ready"):
             # Full, or no connection yet: seal now, so its items are pending (and time out)
             # like any request while the link connects.
@@ -268,10 +281,10 @@ class _Link(asyncio.Protocol):
 
     def _seal(self, verb: bytes) -> None:
         """Turn the open batch of `verb` into one request frame on the queue."""
-        items, callbacks, deadline, _ = self._batches.pop(verb)
+        batch = self._batches.pop(verb)
         rid = b"%d" % next(self._owner._ids)
-        self._pending[rid] = (_settle_batch(callbacks), deadline)
-        self._queue.append(messages.encode_batch(verb, rid, items))
+        self._pending[rid] = (_settle_batch(batch.callbacks), batch.deadline)
+        self._queue.append(messages.encode_batch(verb, rid, batch.items))
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -379,8 +392,8 @@ class _Link(asyncio.Protocol):
         pending, self._pending = self._pending, {}
         for callback, _ in pending.values():
             _run(callback, None, error)
-        for _, callbacks, _, _ in batches.values():
-            for callback in callbacks:
+        for batch in batches.values():
+            for callback in batch.callbacks:
                 _run(callback, None, error)
 
     def close(self, error: Exception) -> None:

@@ -18,17 +18,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import mmh3
+from cluster.keytoken import key_token  # noqa: F401 - part of the vocabulary (compiled there)
 
 NodeId = str
 Actor = str
 Dot = tuple[Actor, int]
 Context = Mapping[Actor, int]
-
-
-def key_token(key: bytes) -> int:
-    """Return the key's unsigned 64-bit ring token (mmh3 x64 128, first half)."""
-    return mmh3.hash64(key, signed=False)[0]
 
 
 @dataclass(slots=True, eq=True)

@@ -25,8 +25,8 @@ from __future__ import annotations
 import importlib.machinery
 from pathlib import Path
 
-# Paths relative to the project root. Every module on the per-request path of a single node;
-# the cluster's coordinator and peer paths stay interpreted (see bench/README.md).
+# Paths relative to the project root. Every module on the per-request path of a single node,
+# and of a replicated GET/SET on its coordinator and its replicas (coordinator to peer server).
 NATIVE_MODULES = (
     "resp_kv/resp.py",
     "resp_kv/canonical.py",
@@ -43,6 +43,18 @@ NATIVE_MODULES = (
     "cluster/encoded.py",
     "cluster/replica.py",
     "cluster/clock.py",
+    "cluster/keytoken.py",
+    "cluster/coordinator.py",
+    "cluster/inflight.py",
+    "cluster/quorum.py",
+    "cluster/ring.py",
+    "cluster/transport.py",
+    "cluster/peer_server.py",
+    "cluster/messages.py",
+    "cluster/network.py",
+    "cluster/merkle.py",
+    "cluster/merkle_keeper.py",
+    "cluster/antientropy.py",
 )
 
 # The shared library of the compiled group (mypyc's `group_name`), inside the package so an

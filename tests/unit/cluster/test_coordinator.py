@@ -9,6 +9,7 @@ import pytest
 
 from cluster import messages, versioning
 from cluster.network import Network
+from cluster.replica import data_key
 from cluster.service import Cluster
 from cluster.transport import PeerError
 from cluster.types import Outcome, QuorumNotReached, Write, key_token
@@ -398,7 +399,9 @@ def test_a_value_too_big_for_a_batched_answer_is_asked_for_alone(monkeypatch) ->
 @pytest.mark.parametrize("path", ["quick", "merging"])
 def test_a_failing_read_answers_a_started_get_with_an_error_not_a_hang(monkeypatch, path) -> None:
     """Both read paths: the quick one (replicas byte-identical: the value comes from the local
-    bytes) and the merging one (here the coordinator's own copy differs from both peers')."""
+    bytes) and the merging one (here the coordinator's own copy differs from both peers').
+    The failure is planted without patching the compiled modules (resp_kv/native.py): bytes
+    that fail only when the value is read, or a failing `versioning.winner` (interpreted)."""
     from resp_kv.backend import ClusterBackend
     from resp_kv.errors import CommandError
 
@@ -410,10 +413,15 @@ def test_a_failing_read_answers_a_started_get_with_an_error_not_a_hang(monkeypat
         def broken(*args):
             raise RuntimeError("a bug in the read")
         if path == "quick":
-            monkeypatch.setattr("cluster.inflight.value_of_encoded", broken)
+            # One sibling by its header, its lengths wrong: every replica answers the same
+            # bytes, so the read goes on quickly and fails reading the value.
+            store_key = data_key(key_token(b"k"), b"k")
+            bad = nodes["a"].store.get(store_key) + b"?"
+            for node in nodes.values():
+                node.store.put(store_key, bad)
         else:
             nodes["a"].blind_write(b"k", b"local only")     # a's copy alone: answers differ
-            monkeypatch.setattr(nodes["a"].coordinator, "_finish_get", broken)
+            monkeypatch.setattr(versioning, "winner", broken)
         answers: list = []
         backend = ClusterBackend(nodes["a"], lambda: {})
         assert backend.get_started(b"k", lambda *answer: answers.append(answer)) is True
