@@ -31,11 +31,15 @@ from cluster.versioning import (
 __all__ = ["value_of_encoded", "winner_of_encoded", "is_dead_encoded", "lives_on_encoded",
            "is_one_sibling_encoded", "overwrite_encoded", "replaces_encoded"]
 
-# set header + the first sibling's head, skipping its dot and timestamp: what a read needs
-_ONE_HEAD: Final = struct.Struct(">BHHBH2x8x8xQI")
+# A one-sibling set's fixed head (versioning's grammar), read by index: the offsets of its fields
+# version 0, n_siblings 1, actors_len 3, flags 5, n_ctx 6, dot_actor 8, dot_counter 10,
+# timestamp_ms 18, expire_at_ms 26, value_len 34; then n_ctx context entries of 10 bytes.
+# (Compiled, `data[i]` is a load; `struct.unpack_from` boxed every field: ~2.3k instructions
+# of a 13.9k GET at -P 16, callgrind.)
+_HEAD_SIZE: Final = 38
 _ONE: Final = b"\x00\x01"                         # a u16 1: one sibling, or one context entry
 _NO_CONTEXT: Final = bytes(2)               # a u16 0: no context entries
-_NO_EXPIRY: Final = bytes(8)                # a one-sibling set's expire_at_ms (_ONE_HEAD) of 0
+_NO_EXPIRY: Final = bytes(8)                # a one-sibling set's expire_at_ms of 0
 # versioning's constants as C globals of this compiled module (theirs are module-dict lookups)
 _VERSION: Final = FORMAT_VERSION
 _TOMBSTONE: Final = _FLAG_TOMBSTONE
@@ -48,49 +52,51 @@ _CTX0: Final = bytes(2)                                            # ctx_actor 0
 
 def value_of_encoded(data: bytes, wall_ms: Callable[[], int]) -> bytes | None:
     """`winner_of_encoded(data, wall_ms()).value` (None when no live winner), without the
-    Current, and reading the clock only for a value that expires. Hot: every single-node GET.
-    A one-sibling set's header is read byte by byte, `_ONE_HEAD`'s fields at their offsets:
-    compiled, `data[i]` is a load, where `_ONE_HEAD.unpack_from` built a tuple of seven ints
-    (~2.3k instructions of a 13.9k GET at -P 16, callgrind)."""
-    size = len(data)
-    if size >= 38 and data[0] == _VERSION and data[1] == 0 and data[2] == 1:
-        start = 38 + 10 * (data[6] << 8 | data[7])                     # n_ctx
-        end = start + (data[34] << 24 | data[35] << 16 | data[36] << 8 | data[37])  # value_len
-        if end + (data[3] << 8 | data[4]) != size:                      # actors_len
-            raise ValueError("bad sibling set header")
-        if data[5] & _TOMBSTONE:                                        # flags
-            return None
-        if ((data[26] | data[27] | data[28] | data[29] | data[30] | data[31] | data[32]
-             | data[33]) and int.from_bytes(data[26:34], "big") <= wall_ms()):  # expire_at_ms
+    Current, and reading the clock only for a value that expires. Hot: every single-node GET."""
+    start, end, flags, expire_at_ms = _one_head(data)
+    if start >= 0:
+        if flags & _TOMBSTONE or (expire_at_ms and expire_at_ms <= wall_ms()):
             return None
         return data[start:end]
     current = winner(decode_siblings(data), wall_ms())
     return current.value if current is not None else None
 
 
-def _one_head(data: bytes) -> tuple[int, int, int, int] | None:
-    """(value start, value end, flags, expire_at_ms) of a one-sibling set; None for several
-    siblings. Raises ValueError if the lengths disagree, like `decode_siblings`."""
-    if len(data) < _ONE_HEAD.size:
-        return None
-    version, count, actors_len, flags, n_ctx, expire_at_ms, value_len = _ONE_HEAD.unpack_from(data)
-    if version != FORMAT_VERSION or count != 1:
-        return None
-    start = _ONE_HEAD.size + 10 * n_ctx                  # ctx: u16 actor + u64 counter
-    end = start + value_len
-    if end + actors_len != len(data):
+def _u16(data: bytes, at: int) -> int:
+    return data[at] << 8 | data[at + 1]
+
+
+def _u32(data: bytes, at: int) -> int:
+    return data[at] << 24 | data[at + 1] << 16 | data[at + 2] << 8 | data[at + 3]
+
+
+def _u64(data: bytes, at: int) -> int:
+    """The big-endian u64 at `at` (two halves, so that counters and times below 2**62 never
+    leave mypyc's fast tagged ints)."""
+    return ((data[at] << 24 | data[at + 1] << 16 | data[at + 2] << 8 | data[at + 3]) << 32
+            | data[at + 4] << 24 | data[at + 5] << 16 | data[at + 6] << 8 | data[at + 7])
+
+
+def _one_head(data: bytes) -> tuple[int, int, int, int]:
+    """(value start, value end, flags, expire_at_ms) of a one-sibling set; start -1 for several
+    siblings (a plain tuple, not an Optional one: compiled, it is returned in registers).
+    Raises ValueError if the lengths disagree, like `decode_siblings`."""
+    if len(data) < _HEAD_SIZE or data[0] != _VERSION or _u16(data, 1) != 1:
+        return -1, -1, 0, 0
+    start = _HEAD_SIZE + 10 * _u16(data, 6)              # ctx: u16 actor + u64 counter
+    end = start + _u32(data, 34)
+    if end + _u16(data, 3) != len(data):
         raise ValueError("bad sibling set header")
-    return start, end, flags, expire_at_ms
+    return start, end, data[5], _u64(data, 26)
 
 
 def winner_of_encoded(data: bytes, now_ms: int) -> Current | None:
     """`winner(decode_siblings(data), now_ms)`, without building Siblings for a one-sibling set
     (the Current built through its slots, as `decode_siblings` builds Siblings).
     Raises ValueError if malformed, like `decode_siblings`."""
-    head = _one_head(data)
-    if head is None:
+    start, end, flags, expire_at_ms = _one_head(data)
+    if start < 0:
         return winner(decode_siblings(data), now_ms)
-    start, end, flags, expire_at_ms = head
     if flags & _FLAG_TOMBSTONE or (expire_at_ms and expire_at_ms <= now_ms):
         return None
     return Current(data[start:end], expire_at_ms)
@@ -111,10 +117,9 @@ def lives_on_encoded(data: bytes) -> bool:
 def is_dead_encoded(data: bytes, now_ms: int) -> bool:
     """`is_dead(decode_siblings(data), now_ms)` without decoding a one-sibling set (every
     replica write of a node with peers asks, for the GC gate)."""
-    head = _one_head(data)
-    if head is None:
+    start, _, flags, expire_at_ms = _one_head(data)
+    if start < 0:
         return is_dead(decode_siblings(data), now_ms)
-    _, _, flags, expire_at_ms = head
     return bool(flags & _FLAG_TOMBSTONE) or 0 < expire_at_ms <= now_ms
 
 
@@ -164,13 +169,6 @@ def overwrite_encoded(data: bytes | None, actor: Actor, value: bytes | None, tim
         raise ValueError(f"malformed sibling set or unencodable field: {error}") from None
 
 
-def _u64(data: bytes, at: int) -> int:
-    """The big-endian u64 at `at` (compiled: eight loads; two halves, so that counters and
-    times below 2**62 never leave mypyc's fast tagged ints)."""
-    return ((data[at] << 24 | data[at + 1] << 16 | data[at + 2] << 8 | data[at + 3]) << 32
-            | data[at + 4] << 24 | data[at + 5] << 16 | data[at + 6] << 8 | data[at + 7])
-
-
 # actor -> its one-actor table (the actors bytes of a set only it wrote); a node asks for its
 # own actor only, so this stays tiny (cleared past _OWN_TABLES_MAX, like versioning's caches)
 _OWN_TABLES: Final[dict[str, bytes]] = {}
@@ -194,19 +192,17 @@ def _overwrite_own(data: bytes, n_ctx: int, actor: Actor, value: bytes | None,
                    timestamp_ms: int, expire_at_ms: int) -> tuple[bytes, int, int] | None:
     """`overwrite_encoded` of a one-sibling set with at most one context entry that only
     `actor` ever wrote (every key of a single node): the join is one counter, and the new set
-    reuses the old actor table. The header is read byte by byte at `_one_struct(n_ctx)`'s
-    offsets (actors_len at 3, flags 5, dot_counter 10, expire_at_ms 26, value_len 34, the
-    context counter 40), and the new one is joined from pieces, reusing the old bytes of what
+    reuses the old actor table. The header is read by index (`_HEAD_SIZE`; the context's
+    counter at 40), and the new one is joined from pieces, reusing the old bytes of what
     did not change (the actors_len; the value_len of a value of the same size; the seen
     counter, which becomes the context's): compiled, loads and two `to_bytes`, where
     `unpack_from` and `pack` boxed twelve ints each way (callgrind: ~5k instructions of a 28k
     SET at -P 16). None: another actor is in the table (the caller decodes the context).
     Raises ValueError if the lengths disagree, OverflowError if a field does not fit."""
-    size, head = len(data), 38 + 10 * n_ctx
+    size, head = len(data), _HEAD_SIZE + 10 * n_ctx
     if size < head:
         raise ValueError("truncated sibling set")
-    actors_len = data[3] << 8 | data[4]
-    old_len = data[34] << 24 | data[35] << 16 | data[36] << 8 | data[37]
+    actors_len, old_len = _u16(data, 3), _u32(data, 34)
     if data[0] != _VERSION or head + old_len + actors_len != size:
         raise ValueError(f"bad sibling set header (version {data[0]})")
     blob = data[size - actors_len:]

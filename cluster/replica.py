@@ -17,6 +17,7 @@ as an expired key does in Redis until it is reclaimed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Final
 
 import mmh3
 from sortedcontainers import SortedList
@@ -28,8 +29,9 @@ DATA_PREFIX = b"d"          # on-disk: never change
 DATA_END = b"e"
 TOKEN_LIMIT = 1 << 64
 
-_encode = versioning.encode_siblings
-_hash_bytes = mmh3.hash_bytes
+# Final: C globals of this compiled module, not module-dict lookups (resp_kv/native.py)
+_encode: Final = versioning.encode_siblings
+_hash_bytes: Final = mmh3.hash_bytes
 
 WriteListener = Callable[[bytes, int, "bytes | None", "bytes | None"], None]
 
@@ -42,7 +44,7 @@ def data_key(token: int, key: bytes) -> bytes:
 def data_key_of(key: bytes) -> bytes:
     """`data_key(key_token(key), key)` with one hash call and no int: the token is the first
     half of the mmh3 x64 128 digest, so its big-endian bytes are the digest's first 8 bytes
-    reversed (the digest is little-endian). Hot: every single-node GET inlines this line."""
+    reversed (the digest is little-endian). Hot: every single-node GET."""
     return b"d" + _hash_bytes(key)[7::-1] + key
 
 

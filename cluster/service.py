@@ -32,12 +32,10 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
-import mmh3
-
 from cluster import encoded, versioning
 from cluster.clock import Clock, SystemClock
 from cluster.hints import HintStore
-from cluster.replica import TOKEN_LIMIT, Replica, data_key
+from cluster.replica import TOKEN_LIMIT, Replica, data_key, data_key_of
 from cluster.types import Context, Current, LocalStore, Mutator, Sibling, key_token
 from resp_kv import reply as reply_module
 
@@ -55,7 +53,6 @@ log = logging.getLogger("cluster.service")
 _decode: Final = versioning.decode_siblings
 NOT_NOW: Final = reply_module.NOT_NOW
 _join: Final = versioning.join_context
-_hash_bytes: Final = mmh3.hash_bytes
 
 INCARNATION_KEY = b"mincarnation"   # on-disk: never change
 
@@ -157,7 +154,7 @@ class Cluster:
     def read_current(self, key: bytes, now_ms: int) -> Current | None:
         """`get_current` while `solo`, synchronous: the local replica is the whole cluster.
         Hot: every single-node GET (the caller skips a coroutine layer)."""
-        raw = self._store_get(b"d" + key_token(key).to_bytes(8, "big") + key)  # data_key
+        raw = self._store_get(data_key(key_token(key), key))
         return encoded.winner_of_encoded(raw, now_ms) if raw is not None else None
 
     def value_now(self, key: bytes) -> bytes | None | object:
@@ -166,7 +163,7 @@ class Cluster:
         single-node GET, so the client backend binds it directly (no wrapper frame)."""
         if not self.solo:
             return NOT_NOW
-        raw = self._store_get(b"d" + _hash_bytes(key)[7::-1] + key)   # replica.data_key_of
+        raw = self._store_get(data_key_of(key))
         return encoded.value_of_encoded(raw, self._wall_ms) if raw is not None else None
 
     async def get_many_current(self, keys: list[bytes], now_ms: int) -> list[Current | None]:
@@ -230,7 +227,7 @@ class Cluster:
         SET of the benchmark."""
         if token is None:
             token = key_token(key)
-        store_key = b"d" + token.to_bytes(8, "big") + key       # replica.data_key, inlined
+        store_key = data_key(token, key)
         old_raw = self._store_get(store_key, False)     # no row cache fill: replaced below
         done = encoded.overwrite_encoded(old_raw, self.actor, value, self._wall_ms(),
                                          expire_at_ms)
@@ -254,7 +251,7 @@ class Cluster:
                     old_raw: bytes | None = None) -> bytes:
         """Mint a write with this node's actor and apply it to the local replica; return the
         stored encoding. `local`/`old_raw` may be passed by a caller that has just read them."""
-        store_key = b"d" + token.to_bytes(8, "big") + key       # replica.data_key, inlined
+        store_key = data_key(token, key)
         if local is None:
             old_raw = self._store_get(store_key, False)
             local = _decode(old_raw) if old_raw is not None else []

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resp_kv.canonical import split_canonical
-from resp_kv.resp import HiredisRequestParser, ProtocolError, RequestParser
+from resp_kv.config import ServerConfig
+from resp_kv.resp import (HiredisRequestParser, ProtocolError, QueryBufferExceeded,
+                          RequestParser)
 from tests.unit.resp.test_parser import _stream, frame
 
 _command = st.lists(st.binary(max_size=300), min_size=1, max_size=8)
@@ -85,3 +87,35 @@ def test_the_server_entry_point_splits_without_hiredis() -> None:
     parser.feed_into(partial[:9], parsed)
     parser.feed_into(partial[9:], parsed)
     assert parsed[2:] == [[b"GET", b"k2"]] and parser._fallback is None
+
+
+@pytest.mark.parametrize("config, data", [
+    (ServerConfig(proto_max_bulk_len=10), frame(b"SET", b"k", b"x" * 11)),
+    (ServerConfig(proto_max_bulk_len=10), frame(b"SET", b"k", b"x" * 10)),
+    (ServerConfig(max_multibulk_len=2), frame(b"SET", b"k", b"v")),
+    (ServerConfig(max_multibulk_len=2), frame(b"GET", b"k") + frame(b"SET", b"k", b"v")),
+    (ServerConfig(client_query_buffer_limit=40), frame(b"SET", b"k", b"v" * 30)),
+])
+def test_configured_limits_hold_for_reads_the_walker_could_split(config, data) -> None:
+    """Whole canonical frames through the server's entry point (feed_into) still get Redis's
+    errors for a configured limit: the walker only sees reads that no limit can refuse."""
+    parser, parsed = HiredisRequestParser(config), []
+    try:
+        parser.feed_into(data, parsed)
+        outcome = (parsed, None)
+    except ProtocolError as error:
+        outcome = (parsed, error.reply())
+    except QueryBufferExceeded:
+        outcome = (parsed, b"closed")
+    reference = RequestParser(config)
+    commands: list = []
+    try:
+        reference.feed(data)
+        while (command := reference.next_command()) is not None:
+            commands.append(command)
+        expected = (commands, None)
+    except ProtocolError as error:
+        expected = (commands, error.reply())
+    except QueryBufferExceeded:
+        expected = (commands, b"closed")
+    assert outcome == expected
