@@ -5,7 +5,7 @@ Python that `setup.py` also compiles with mypyc into C extension modules when th
 built (`pip install`, `make`); Python then imports the `.so` beside each `.py`. The same sources
 run interpreted when built with RESP_KV_PURE=1 (for py-spy, which cannot see inside compiled
 frames). Measured (bench/README.md): 26-34 % fewer instructions per GET and SET compiled as
-they were, 40-43 % fewer again once written for the compiler (below).
+they were, 39-43 % fewer again once written for the compiler (below).
 
 What compiling asks of these modules (mypyc enforces annotations at run time and compiles
 classes to fixed layouts): annotations that hold (a `reply: object` where any reply passes),
