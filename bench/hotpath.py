@@ -64,7 +64,7 @@ async def run(command: str, n: int, keys: int, pipeline: int) -> float:
     cluster = Cluster(config.cluster, store, MUTATORS)
     await cluster.start()
     backend = ClusterBackend(cluster, engine.stats)
-    server = RespServer(config, backend, ServerState(config), before_reply=store.reply_barrier)
+    server = RespServer(config, backend, ServerState(config), durable=store)
     protocol = RespProtocol(server)
     transport = _CountingTransport()
     protocol.connection_made(transport)

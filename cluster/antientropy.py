@@ -54,10 +54,11 @@ from dataclasses import dataclass, field
 from cluster import encoded, merkle, versioning
 from cluster.clock import Clock, SystemClock
 from cluster.gcgate import GcGate
+from cluster.local_store import LocalStore
 from cluster.merkle_keeper import CLEAN_KEY, LEAVES_KEY, MerkleKeeper
 from cluster.merkle import SEGMENTS, TOKEN_LIMIT, MerkleTree, Range
 from cluster.replica import DATA_PREFIX, Replica, data_key
-from cluster.types import LocalStore, NodeId, key_token
+from cluster.types import NodeId, key_token
 
 log = logging.getLogger("cluster.antientropy")
 

@@ -9,34 +9,45 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Final, Protocol
+from typing import Final
+
+from mypy_extensions import mypyc_attr
 
 # Final: a C global of this compiled module; `time.time_ns` was a module getattr per call
 # (every SET reads the wall clock for its sibling timestamp)
 _time_ns: Final = time.time_ns
+_monotonic: Final = time.monotonic
 
 
-class Clock(Protocol):
-    """Where async shells read time. Event-loop thread only."""
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Clock:
+    """Where async shells read time. Event-loop thread only. Every method must be overridden.
+
+    A native base class, not a protocol: compiled callers call `wall_ms` (every SET) through
+    the vtable, a C call, where a protocol made it a generic Python call. Tests subclass it
+    with a clock they step (their overrides are called as Python methods).
+    """
 
     def monotonic(self) -> float:
         """Seconds from an arbitrary origin; never goes backwards."""
+        raise NotImplementedError
 
     def wall_ms(self) -> int:
         """Unix time in milliseconds (sibling timestamps, expiry, hint age)."""
+        raise NotImplementedError
 
-    async def sleep(self, seconds: float) -> None: ...
+    async def sleep(self, seconds: float) -> None:
+        raise NotImplementedError
 
 
-class SystemClock:
+class SystemClock(Clock):
     """The real clock."""
 
-    monotonic = staticmethod(time.monotonic)
+    def monotonic(self) -> float:
+        return _monotonic()
 
-    @staticmethod
-    def wall_ms() -> int:
+    def wall_ms(self) -> int:
         return _time_ns() // 1_000_000
 
-    @staticmethod
-    async def sleep(seconds: float) -> None:
+    async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -34,8 +34,8 @@ import mmh3
 
 from cluster import merkle
 from cluster.merkle import MerkleTree, Range
+from cluster.local_store import LocalStore
 from cluster.replica import DATA_END, DATA_PREFIX, Replica, data_key
-from cluster.types import LocalStore
 
 log = logging.getLogger("cluster.merkle_keeper")
 

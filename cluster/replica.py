@@ -23,7 +23,8 @@ import mmh3
 from sortedcontainers import SortedList
 
 from cluster import encoded, versioning
-from cluster.types import LocalStore, Sibling
+from cluster.local_store import LocalStore
+from cluster.types import Sibling
 
 DATA_PREFIX = b"d"          # on-disk: never change
 DATA_END = b"e"
@@ -50,7 +51,12 @@ def data_key_of(key: bytes) -> bytes:
 
 def split_data_key(store_key: bytes) -> tuple[int, bytes]:
     """Return (token, key) from a data store key."""
-    return int.from_bytes(store_key[1:9], "big"), store_key[9:]
+    return token_of_data_key(store_key), store_key[9:]
+
+
+def token_of_data_key(store_key: bytes) -> int:
+    """Return the token a data store key begins with."""
+    return int.from_bytes(store_key[1:9], "big")
 
 
 def _liveness(siblings: list[Sibling]) -> tuple[int, int]:
@@ -187,13 +193,14 @@ class Replica:
                 listener(key, token, old_raw, new_raw)
         return new_raw
 
-    def store_overwrite(self, key: bytes, token: int, store_key: bytes, old_raw: bytes | None,
-                        new_raw: bytes, old_flags: int, old_expire_ms: int, new_live: bool,
-                        new_expire_ms: int) -> None:
+    def store_overwrite(self, key: bytes, token: int | None, store_key: bytes,
+                        old_raw: bytes | None, new_raw: bytes, old_flags: int, old_expire_ms: int,
+                        new_live: bool, new_expire_ms: int) -> None:
         """`store_merged` for a one-sibling set replacing at most one sibling, described by
         fields (`encoded.overwrite_encoded`: old flags -1 = absent, 0 = value, else a
         tombstone) so the single-node SET path never builds Sibling objects. Same effects:
-        the store write, `local_keys`/`local_expires`, expiry tracking, the listeners."""
+        the store write, `local_keys`/`local_expires`, expiry tracking, the listeners. A token
+        of None is read from `store_key`, only if a listener needs it (none on a single node)."""
         self.store.put(store_key, new_raw)
         old_live = old_flags == 0
         if old_live != new_live or (old_live and bool(old_expire_ms) != bool(new_expire_ms)):
@@ -210,8 +217,11 @@ class Replica:
             if new_live and new_expire_ms:
                 self._deaths[store_key] = new_expire_ms
                 self._death_order.add((new_expire_ms, store_key))
-        for listener in self.listeners:
-            listener(key, token, old_raw, new_raw)
+        if self.listeners:
+            if token is None:
+                token = token_of_data_key(store_key)
+            for listener in self.listeners:
+                listener(key, token, old_raw, new_raw)
 
     async def apply_put(self, key: bytes, token: int, incoming: list[Sibling]) -> list[Sibling]:
         """`apply()`, then wait until the write is as durable as the fsync policy promises."""

@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Final
 from cluster import encoded, versioning
 from cluster.clock import Clock, SystemClock
 from cluster.hints import HintStore
-from cluster.replica import TOKEN_LIMIT, Replica, data_key, data_key_of
-from cluster.types import Context, Current, LocalStore, Mutator, Sibling, key_token
+from cluster.replica import TOKEN_LIMIT, Replica, data_key, data_key_of, token_of_data_key
+from cluster.local_store import LocalStore
+from cluster.types import Context, Current, Mutator, Sibling, key_token
 from resp_kv import reply as reply_module
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class Cluster:
         self.config = config
         self.store = store
         self.mutators = mutators
-        self.clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self.node_id = config.node_id
         self.replica = Replica(store)
         self.hints = HintStore(store, self.clock, config.hint_max_bytes, config.hint_max_age_s)
@@ -88,10 +89,9 @@ class Cluster:
         # compaction thread (deque.append is atomic).
         self._gc_dropped: deque[tuple[int, int]] = deque()
         self._started = False
-        # Bound once: the single-node write path (bench: SET -P 16) calls these per command
-        # (the store and the clock are protocols: generic calls either way; the
-        # replica's methods are called by name, which compiled is a C call).
-        self._store_get = store.get
+        # The store and the clock are native base classes (local_store.py, clock.py): called
+        # by name, compiled, each is a C call. Bound once: a GET hands the clock to
+        # value_of_encoded, which reads it only for a value that expires.
         self._wall_ms = self.clock.wall_ms
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -154,7 +154,7 @@ class Cluster:
     def read_current(self, key: bytes, now_ms: int) -> Current | None:
         """`get_current` while `solo`, synchronous: the local replica is the whole cluster.
         Hot: every single-node GET (the caller skips a coroutine layer)."""
-        raw = self._store_get(data_key(key_token(key), key))
+        raw = self.store.get(data_key(key_token(key), key))
         return encoded.winner_of_encoded(raw, now_ms) if raw is not None else None
 
     def value_now(self, key: bytes) -> bytes | None | object:
@@ -163,7 +163,7 @@ class Cluster:
         single-node GET, so the client backend binds it directly (no wrapper frame)."""
         if not self.solo:
             return NOT_NOW
-        raw = self._store_get(data_key_of(key))
+        raw = self.store.get(data_key_of(key))
         return encoded.value_of_encoded(raw, self._wall_ms) if raw is not None else None
 
     async def get_many_current(self, keys: list[bytes], now_ms: int) -> list[Current | None]:
@@ -225,13 +225,14 @@ class Cluster:
         but a key without conflicts goes bytes to bytes (encoded.overwrite_encoded,
         Replica.store_overwrite): no Sibling objects, no re-encoding of the old set. Hot: every
         SET of the benchmark."""
-        if token is None:
-            token = key_token(key)
-        store_key = data_key(token, key)
-        old_raw = self._store_get(store_key, False)     # no row cache fill: replaced below
-        done = encoded.overwrite_encoded(old_raw, self.actor, value, self._wall_ms(),
+        # One hash and no int (data_key_of): the token only where it is needed
+        store_key = data_key_of(key) if token is None else data_key(token, key)
+        old_raw = self.store.get(store_key, False)     # no row cache fill: replaced below
+        done = encoded.overwrite_encoded(old_raw, self.actor, value, self.clock.wall_ms(),
                                          expire_at_ms)
         if done is None:                          # several siblings: the general path
+            if token is None:
+                token = token_of_data_key(store_key)
             return self.local_write(key, token, value, expire_at_ms, None, _decode(old_raw),
                                     old_raw)
         new_raw, old_flags, old_expire_ms = done
@@ -253,7 +254,7 @@ class Cluster:
         stored encoding. `local`/`old_raw` may be passed by a caller that has just read them."""
         store_key = data_key(token, key)
         if local is None:
-            old_raw = self._store_get(store_key, False)
+            old_raw = self.store.get(store_key, False)
             local = _decode(old_raw) if old_raw is not None else []
         if context is None:
             # Hot path (bench: SET -P 16): the join of the local siblings covers all of them,
@@ -264,10 +265,10 @@ class Cluster:
                 counter = joined.get(actor, 0) + 1
             else:
                 joined, counter = {}, 1
-            survivors = [Sibling((actor, counter), joined, value, self._wall_ms(), expire_at_ms)]
+            survivors = [Sibling((actor, counter), joined, value, self.clock.wall_ms(), expire_at_ms)]
         else:
             _, survivors = versioning.write(local, context, self.actor, value,
-                                            self._wall_ms(), expire_at_ms)
+                                            self.clock.wall_ms(), expire_at_ms)
         return self.replica.store_merged(key, token, local, old_raw, survivors, store_key)
 
     def local_write_full(self, key: bytes, token: int, value: bytes | None, expire_at_ms: int,
@@ -319,7 +320,7 @@ class Cluster:
         Several: see Coordinator.dbsize."""
         if self.solo:
             self._drain_gc()
-            return self.replica.local_keys - self.replica.expired_count(self._wall_ms())
+            return self.replica.local_keys - self.replica.expired_count(self.clock.wall_ms())
         return await self.coordinator.dbsize()
 
     async def flushall(self) -> None:
@@ -419,7 +420,7 @@ class Cluster:
         fields.update(self.stats)
         if self.antientropy is not None:
             fields.update(self.repairs.info())
-        expired = self.replica.expired_count(self._wall_ms())
+        expired = self.replica.expired_count(self.clock.wall_ms())
         fields["local_keys"] = self.replica.local_keys - expired
         fields["local_expires"] = max(0, self.replica.local_expires - expired)
         return fields

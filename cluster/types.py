@@ -14,11 +14,11 @@ Words used everywhere in `cluster/` (DESIGN.md §3, §5):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from cluster.keytoken import key_token  # noqa: F401 - part of the vocabulary (compiled there)
+from cluster.local_store import LocalStore  # noqa: F401 - the local-store seam (compiled there)
 
 NodeId = str
 Actor = str
@@ -76,21 +76,6 @@ class Outcome:
 # A pure read-modify-write step, run at the key's coordinator under its per-key lock:
 # (current live value or None, command arguments after the key, wall-clock now in ms) -> Outcome.
 Mutator = Callable[[Current | None, list[bytes], int], Outcome]
-
-
-class LocalStore(Protocol):
-    """What the cluster needs from a node's storage engine: ordered bytes -> bytes.
-
-    Event-loop thread only. `put`/`delete` are buffered; `durable()` returns once everything
-    written before the call is as durable as the node's fsync policy promises.
-    """
-
-    # fill=False: a write's read of the version it replaces (a hint for caches, see engine.py)
-    def get(self, key: bytes, fill: bool = True) -> bytes | None: ...
-    def put(self, key: bytes, value: bytes) -> None: ...
-    def delete(self, key: bytes) -> None: ...
-    def scan(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]: ...
-    async def durable(self) -> None: ...
 
 
 class ClusterError(Exception):

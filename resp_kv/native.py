@@ -46,6 +46,7 @@ NATIVE_MODULES = (
     "resp_kv/storage/wal.py",
     "resp_kv/storage/memtable.py",
     "cluster/service.py",
+    "cluster/local_store.py",
     "cluster/encoded.py",
     "cluster/replica.py",
     "cluster/clock.py",

@@ -88,7 +88,7 @@ class Node:
         state = ServerState(config)
         state.shutdown_hook = self._stop.set      # SHUTDOWN: the same graceful path as SIGTERM
         server = RespServer(config, ClusterBackend(cluster, engine.stats), state,
-                            before_reply=store.reply_barrier)
+                            durable=store)
         background: set[asyncio.Task] = set()
         try:
             try:

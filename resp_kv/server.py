@@ -18,7 +18,7 @@ Protocol error: earlier commands are answered, then `-ERR Protocol error: ...`, 
 Query buffer over `client_query_buffer_limit`: closed at once, like Redis.
 
 Durability lives at the reply boundary (Redis AOF style): before a batch's replies are written,
-`before_reply()` (the node's `DurableStore.reply_barrier`) returns None when no WAL bytes are
+`durable.reply_barrier()` (the node's `DurableStore`) returns None when no WAL bytes are
 buffered, else the FlushTick of this loop iteration's WAL write (one write for every client of
 the iteration; under `--fsync always`, the group commit). The tick holds the replies and hands
 them back through `tick_released` right after; later replies of the connection join it, so
@@ -35,12 +35,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
-from resp_kv.commands import BATCH_FULL, Dispatcher, command_table
+from resp_kv.commands import BATCH_FULL, command_table
+from resp_kv.commands.dispatch import Dispatcher
 from resp_kv.commands.spec import Session
-from resp_kv.durability import FlushTick
+from resp_kv.durability import DurableStore, FlushTick, ReplyHolder
 from resp_kv.resp import ProtocolError, QueryBufferExceeded, make_request_parser
 from resp_kv.resume import resume
 
@@ -68,23 +69,23 @@ class _Resume:
         return (yield from resume(self._coro, self._first))
 
 
-class RespProtocol(asyncio.Protocol):
+class RespProtocol(ReplyHolder, asyncio.Protocol):
     """One client connection. Concurrency comes from many connections, never from reordering
     one pipeline. Event-loop thread only.
     """
+
+    _dispatcher: Dispatcher                   # set by connection_made (typed: C calls per command)
 
     def __init__(self, server: "RespServer") -> None:
         self._server = server
         self._config = server.config.server
         self._state = server.state
         self._parser = make_request_parser(self._config)
-        self._before_reply = server.before_reply
+        self._durable = server.durable
         self._high_water = self._config.pipeline_high_water
         self._pending: deque = deque()        # list[bytes] commands, then maybe a ProtocolError
         self._transport: asyncio.Transport | None = None
         self.session: Session | None = None
-        self._drain_queue: Callable[..., Any] | None = None
-        self._run_one: Callable[[list[bytes]], Any] | None = None
         self._busy = False                    # the worker owns the queue (a command suspended)
         self._suspended: Awaitable[Any] | None = None  # a batch for the worker to finish
         self._carry: list[bytes] = []         # replies done before the suspension, unwritten
@@ -111,7 +112,7 @@ class RespProtocol(asyncio.Protocol):
             session.address = f"{peer[0]}:{peer[1]}"
         self.session = session
         dispatcher = Dispatcher(session, server.table)
-        self._drain_queue, self._run_one = dispatcher.drain, dispatcher.run
+        self._dispatcher = dispatcher
         self._state.client_connected(session)
         server._connection_made(self)
         if server.stopping:
@@ -160,7 +161,7 @@ class RespProtocol(asyncio.Protocol):
             self._update_reading()
         elif len(pending) == 1 and type(pending[0]) is list:
             # One command (every request at -P 1): a plain call, no batch coroutine.
-            reply = self._run_one(pending.popleft())
+            reply = self._dispatcher.run(pending.popleft())
             if type(reply) is bytes and not self.session.closing:
                 self._write_reply(reply)
                 if self._reading_paused:
@@ -203,7 +204,7 @@ class RespProtocol(asyncio.Protocol):
         self._write_reply(data)
         if self._pending and self._write_paused:  # the worker waits for the client first
             rest: list[bytes] = []
-            self._hand_over(self._drain_queue(self._pending, rest, self._high_water), rest)
+            self._hand_over(self._dispatcher.drain(self._pending, rest, self._high_water), rest)
         else:
             self._go_on()
 
@@ -222,7 +223,7 @@ class RespProtocol(asyncio.Protocol):
         pending, limit = self._pending, self._high_water
         while True:
             out: list[bytes] = []
-            batch = self._drain_queue(pending, out, limit)
+            batch = self._dispatcher.drain(pending, out, limit)
             try:
                 yielded = batch.send(None)
             except StopIteration as stop:
@@ -232,7 +233,7 @@ class RespProtocol(asyncio.Protocol):
                 self._write(out)                  # a long pipeline: reply in slices
                 if self._write_paused:            # the client is not reading: wait for it
                     rest: list[bytes] = []
-                    self._hand_over(self._drain_queue(pending, rest, limit), rest)
+                    self._hand_over(self._dispatcher.drain(pending, rest, limit), rest)
                     return
             else:
                 self._hand_over(_Resume(batch, yielded), out)
@@ -243,7 +244,7 @@ class RespProtocol(asyncio.Protocol):
         out.append(await reply)
         if self.session.closing:
             return None
-        return await self._drain_queue(self._pending, out, self._high_water)
+        return await self._dispatcher.drain(self._pending, out, self._high_water)
 
     def _hand_over(self, batch: Awaitable[Any], out: list[bytes]) -> None:
         self._busy = True
@@ -293,7 +294,7 @@ class RespProtocol(asyncio.Protocol):
                     return
                 if stopped_at is BATCH_FULL:
                     self._write(out)
-                    self._suspended = self._drain_queue(self._pending, self._carry,
+                    self._suspended = self._dispatcher.drain(self._pending, self._carry,
                                                         self._high_water)
                     continue
                 if stopped_at is not None or self.session.closing:
@@ -319,7 +320,8 @@ class RespProtocol(asyncio.Protocol):
 
     def _write_reply(self, data: bytes) -> None:
         self._state.total_net_output_bytes += len(data)
-        tick = self._before_reply()
+        durable = self._durable
+        tick = durable.reply_barrier() if durable is not None else None
         if tick is None:
             tick = self._tick                     # behind a reply a tick still holds: in order
             if tick is None:
@@ -399,21 +401,16 @@ class RespProtocol(asyncio.Protocol):
             self._transport.close()
 
 
-def _no_tick() -> None:
-    """The durability barrier of a server with no storage behind it: nothing ever waits."""
-    return None
-
-
 class RespServer:
     """Listens on the configured address (loopback by default) and runs one RespProtocol per
-    client. `before_reply` is the durability barrier (see the module docstring); the default
-    (no storage behind the backend) never waits.
+    client. `durable` holds replies behind the WAL writes (see the module docstring); None
+    (no storage behind the backend) never waits. Typed, so its barrier is a C call per reply.
     """
 
     def __init__(self, config: "Config", backend: "Backend", state: "ServerState",
-                 before_reply: Callable[[], FlushTick | None] = _no_tick) -> None:
+                 durable: DurableStore | None = None) -> None:
         self.config = config
-        self.before_reply = before_reply
+        self.durable = durable
         self.backend = backend
         self.state = state
         self.table = command_table(config)

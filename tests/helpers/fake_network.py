@@ -16,8 +16,11 @@ from collections.abc import Iterator
 
 from sortedcontainers import SortedDict
 
+from cluster.clock import Clock
+from cluster.types import LocalStore
 
-class MemoryStore:
+
+class MemoryStore(LocalStore):
     """`cluster.types.LocalStore` in memory."""
 
     def __init__(self) -> None:
@@ -43,7 +46,7 @@ class MemoryStore:
         self.durable_calls += 1
 
 
-class FakeClock:
+class FakeClock(Clock):
     """A clock that moves only when told to."""
 
     def __init__(self, start_ms: int = 1_700_000_000_000) -> None:

@@ -9,19 +9,21 @@ import asyncio
 
 import pytest
 
-from resp_kv.durability import DurableStore, FlushTick
+from resp_kv.durability import DurableStore, FlushTick, ReplyHolder
+from resp_kv.storage.engine import LSMStore
 from tests.helpers.wait import until
 
 
-class CountingEngine:
+class CountingEngine(LSMStore):
     """The engine surface DurableStore uses; records the order of WAL writes and syncs."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:          # none of LSMStore's state: every method used is ours
         self.data: dict[bytes, bytes] = {}
         self.events: list[str] = []
         self.fail_next_flush = False
-        self.get = self.data.get
-        self.scan = None
+
+    def get(self, key: bytes, fill: bool = True) -> bytes | None:
+        return self.data.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
         self.data[key] = value
@@ -41,7 +43,7 @@ class CountingEngine:
         self.events.append("close")
 
 
-class HeldReplies:
+class HeldReplies(ReplyHolder):
     """The connection side of a FlushTick: records each release with the engine's events then."""
 
     def __init__(self, name: str, engine: CountingEngine) -> None:

@@ -7,6 +7,7 @@ import random
 
 from cluster import merkle, versioning
 from cluster.antientropy import CLEAN_KEY, AntiEntropy, ring_ranges, wire_size
+from cluster.clock import Clock
 from cluster.repair import BACKOFF_RETRY_S, Repairs
 from cluster.replica import Replica, data_key
 from cluster.ring import Ring
@@ -14,7 +15,7 @@ from cluster.types import PeerBackingOff, Sibling, key_token
 from tests.helpers.fake_network import MemoryStore
 
 
-class FakeClock:
+class FakeClock(Clock):
     def __init__(self) -> None:
         self.now_s = 1000.0
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from resp_kv.config import Config, ServerConfig
-from resp_kv.durability import FlushTick
+from resp_kv.durability import DurableStore, FlushTick
 from resp_kv.server import RespServer
 from resp_kv.server_state import ServerState
 from tests.helpers.fake_backend import FakeBackend
@@ -21,14 +21,13 @@ def frame(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
-def serve(test: Callable[..., Awaitable[None]], suspend: bool = False, before_reply=None,
+def serve(test: Callable[..., Awaitable[None]], suspend: bool = False, durable=None,
           **server_options):
     """Run `test(server, backend, connect)` against a RespServer on an ephemeral port."""
     async def main() -> None:
         config = Config(server=ServerConfig(port=0, **server_options))
         backend = FakeBackend(suspend=suspend)
-        server = RespServer(config, backend, ServerState(config),
-                            **({"before_reply": before_reply} if before_reply else {}))
+        server = RespServer(config, backend, ServerState(config), durable=durable)
         await server.start()
         writers = []
 
@@ -176,13 +175,18 @@ def test_server_one_write_per_batch():
     serve(test)
 
 
-class HeldFlush:
-    """before_reply that holds every reply behind one FlushTick the test completes."""
+class HeldFlush(DurableStore):
+    """A durability barrier that holds every reply behind one FlushTick the test completes;
+    or, given `ticks`, behind each of them in turn (popped from the end), then behind none."""
 
-    def __init__(self) -> None:
+    def __init__(self, ticks: list[FlushTick | None] | None = None) -> None:
+        # none of DurableStore's state: the server calls reply_barrier only
         self.tick: FlushTick | None = FlushTick()
+        self.ticks = ticks                      # given: one tick each, then none
 
-    def __call__(self) -> FlushTick | None:
+    def reply_barrier(self) -> FlushTick | None:
+        if self.ticks is not None:
+            return self.ticks.pop() if self.ticks else None
         return self.tick
 
 
@@ -204,7 +208,7 @@ def test_server_replies_wait_for_the_wal_flush_in_order(pipeline):
         held.tick._complete(None)
         await read_exactly(reader, b"+OK\r\n" * 3 * pipeline + b"$1\r\nv\r\n")
         await _until(lambda: server._connections.copy().pop().idle)
-    serve(test, before_reply=held)
+    serve(test, durable=held)
 
 
 def test_server_reply_behind_a_held_one_waits_even_with_nothing_to_flush():
@@ -225,7 +229,7 @@ def test_server_reply_behind_a_held_one_waits_even_with_nothing_to_flush():
         assert not connection.idle
         tick._complete(None)
         assert await asyncio.wait_for(reader.read(), 5) == b"+OK\r\n+PONG\r\n+OK\r\n"
-    serve(test, before_reply=lambda: barriers.pop() if barriers else None)
+    serve(test, durable=HeldFlush(barriers))
 
 
 def test_server_failed_wal_flush_closes_without_acknowledging():
@@ -241,7 +245,7 @@ def test_server_failed_wal_flush_closes_without_acknowledging():
         reader2, writer2 = await connect()
         writer2.write(frame(b"PING"))
         await read_exactly(reader2, b"+PONG\r\n")
-    serve(test, before_reply=held)
+    serve(test, durable=held)
 
 
 def test_server_pause_reading_above_high_water():
