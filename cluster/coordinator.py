@@ -29,10 +29,10 @@ the per-request answer state (inflight.py: Waiter, Read, QuickRead, QuickWrite).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import hiredis
 
@@ -53,6 +53,10 @@ log = logging.getLogger("cluster.coordinator")
 
 _CALL_ERRORS = (PeerUnavailable, PeerError, TimeoutError, ConnectionError, OSError)
 _UNREAD = object()          # _start_get: the caller has not read the local copy
+
+# Final: a C global of this compiled module (an imported name was a module-dict lookup per
+# peer of every replicated GET and SET)
+_partial: Final = functools.partial
 
 
 class Coordinator:
@@ -84,15 +88,8 @@ class Coordinator:
 
     def _send(self, node: NodeId, verb: bytes, args: list, callback) -> None:
         """Send a request whose answer goes to `callback(payload, error)` (error None on
-        success). The hot path: no future per peer call when the transport has `send`."""
-        transport = self.network.transport
-        send = getattr(transport, "send", None)
-        if send is not None:
-            send(node, verb, args, callback)
-            return
-        transport.call(node, verb, args).add_done_callback(
-            lambda f: callback(None, _failure(f)) if _failure(f) is not None
-            else callback(f.result(), None))
+        success): no future per peer call."""
+        self.network.transport.send(node, verb, args, callback)
 
     # --- forwarding -------------------------------------------------------------------------
 
@@ -176,9 +173,9 @@ class Coordinator:
         if peers is not None and (raw is None or is_one_sibling_encoded(raw)):
             _, r, _ = self._sizes()
             quick = QuickRead(self, key, token, plan, raw, r, on_done)
-            send_item, item = self.network.transport.send_item, (key, b"")
+            transport, item = self.network.transport, (key, b"")
             for node in peers:                                   # batched per iteration
-                send_item(node, messages.MGET, item, partial(quick.answer, node))
+                transport.send_item(node, messages.MGET, item, _partial(quick.answer, node))
             if r <= 1:
                 quick.answer_local()
             return True
@@ -211,7 +208,7 @@ class Coordinator:
         _, r, _ = self._sizes()
         targets = self._targets(token, plan)
         read = Read(self, key, token, targets, ReadQuorum(len(targets), r))
-        send_item = self.network.transport.send_item
+        transport = self.network.transport
         for target in targets:
             if target.node == self.me:
                 if local_raw is _UNREAD or plan is None or targets is not plan.targets:
@@ -219,8 +216,8 @@ class Coordinator:
                 read.record_local(local_raw)
                 continue
             hint_for = target.hint_for.encode() if target.hint_for else b""
-            send_item(target.node, messages.MGET, (key, hint_for),   # batched per iteration
-                      read.answer_from(target.node, hint_for))
+            transport.send_item(target.node, messages.MGET, (key, hint_for),  # batched per iteration
+                                read.answer_from(target.node, hint_for))
         return read
 
     def _finish_get(self, read: "Read") -> list[Sibling]:
@@ -294,9 +291,9 @@ class Coordinator:
             encoded = self.cluster.blind_write(key, value, 0, token)
             _, _, w = self._sizes()
             quick = QuickWrite(self, key, token, plan, encoded, w, on_done)
-            send_item, item = self.network.transport.send_item, (key, encoded, b"")
+            transport, item = self.network.transport, (key, encoded, b"")
             for node in peers:                                   # batched per iteration
-                send_item(node, messages.MPUT, item, partial(quick.ack, node))
+                transport.send_item(node, messages.MPUT, item, _partial(quick.ack, node))
             if w <= 1:
                 quick.answer()
             return True
@@ -511,13 +508,6 @@ class Coordinator:
     async def stop(self) -> None:
         for task in list(self._background):
             task.cancel()
-
-
-def _failure(future: asyncio.Future) -> Exception | None:
-    """A done future's failure as an exception (cancellation included), or None."""
-    if future.cancelled():
-        return asyncio.CancelledError("peer call cancelled")
-    return future.exception()
 
 
 def _ignore(future: asyncio.Future) -> None:

@@ -50,25 +50,27 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Final
 
-HELLO = b"HELLO"
-AUTH = b"AUTH"
-OK = b"OK"
-STATUS_OK = b"+"
-STATUS_ERROR = b"-"
+# Final: compiled, a C global of this module; plain, every use elsewhere was a module getattr
+HELLO: Final = b"HELLO"
+AUTH: Final = b"AUTH"
+OK: Final = b"OK"
+STATUS_OK: Final = b"+"
+STATUS_ERROR: Final = b"-"
 
-PUT = b"PUT"
-MPUT = b"MPUT"
-MGET = b"MGET"
-GET = b"GET"
-FGET = b"FGET"
-FPUT = b"FPUT"
-FMUT = b"FMUT"
-SCAN = b"SCAN"
-COUNT = b"COUNT"
-FLUSH = b"FLUSH"
-RANGE = b"RANGE"
-GOSSIP = b"GOSSIP"
+PUT: Final = b"PUT"
+MPUT: Final = b"MPUT"
+MGET: Final = b"MGET"
+GET: Final = b"GET"
+FGET: Final = b"FGET"
+FPUT: Final = b"FPUT"
+FMUT: Final = b"FMUT"
+SCAN: Final = b"SCAN"
+COUNT: Final = b"COUNT"
+FLUSH: Final = b"FLUSH"
+RANGE: Final = b"RANGE"
+GOSSIP: Final = b"GOSSIP"
 
 # Before AUTH, a connection may buffer only this much (garbage or a slow-loris stays cheap).
 PRE_AUTH_MAX_BYTES = 4096

@@ -37,13 +37,14 @@ class Network:
     def __init__(self, cluster: Cluster, transport=None, server=None, gossip: bool = True
                  ) -> None:
         # transport and server: PeerTransport and PeerServer, or a test's in-process stand-ins
-        # (tests/helpers/fake_network.py), hence not typed.
+        # (tests/helpers/fake_network.py): the transport's is a subclass (typed: the coordinator
+        # calls it natively), the server's is not (its calls are not per request).
         self.cluster = cluster
         config = cluster.config
         self.me: NodeId = cluster.node_id
         self.ring = Ring([self.me], config.vnodes)
         self.alive: frozenset[NodeId] = frozenset({self.me})
-        self.transport = transport or PeerTransport(
+        self.transport: PeerTransport = transport or PeerTransport(
             self.me, config.cluster_secret, self.resolve, cluster.clock, config.request_timeout_s)
         store = cluster.store
         barrier = getattr(store, "barrier", None)

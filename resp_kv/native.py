@@ -36,6 +36,7 @@ from pathlib import Path
 NATIVE_MODULES = (
     "resp_kv/resp.py",
     "resp_kv/canonical.py",
+    "resp_kv/bulk.py",
     "resp_kv/server.py",
     "resp_kv/commands/dispatch.py",
     "resp_kv/commands/spec.py",

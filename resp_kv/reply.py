@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from resp_kv.bulk import encode_bulk  # noqa: F401 - part of this module's API (compiled there)
 from resp_kv.errors import CommandError
 
 
@@ -63,10 +64,6 @@ QUEUED = SimpleString("QUEUED")
 # ---------------------------------------------------------------------------------- encoding
 
 _NULL = (b"", b"", b"$-1\r\n", b"_\r\n")
-# "$<n>\r\n" for the common sizes: `BULK_HEADS[n] + data + b"\r\n"` costs ~60 % of
-# `b"$%d\r\n%s\r\n" %` (timeit, 100-byte values).
-BULK_HEADS = tuple(b"$%d\r\n" % n for n in range(1024))
-BULK_HEADS_MAX = len(BULK_HEADS)
 _SIMPLE_CACHE: dict[str, bytes] = {}   # text -> encoded (OK, PONG...)
 
 
@@ -87,14 +84,6 @@ def _format_double(value: float) -> bytes:
     if value.is_integer() and abs(value) < 1e17:
         return b"%d" % int(value)
     return repr(value).encode()
-
-
-def encode_bulk(data: bytes) -> bytes:
-    """A bulk string reply, `$<len>\r\n<data>\r\n` (the dispatcher inlines it for GET)."""
-    size = len(data)
-    if size < BULK_HEADS_MAX:
-        return BULK_HEADS[size] + data + b"\r\n"
-    return b"$%d\r\n%s\r\n" % (size, data)
 
 
 def encode(reply: Any, protocol: int = 2) -> bytes:

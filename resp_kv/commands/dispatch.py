@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 from resp_kv.commands import admin, connection, custom, keys, server, strings
 from resp_kv.commands.spec import CommandSpec, Session
 from resp_kv.errors import CommandError, NoAuth, UnknownCommand, WrongArity
-from resp_kv.reply import BULK_HEADS, BULK_HEADS_MAX
+from resp_kv.bulk import encode_bulk
 from resp_kv import reply as reply_module
 from resp_kv.reply import encode, encode_error
 from resp_kv.resume import resume
@@ -42,17 +42,6 @@ OK: Final = reply_module.OK
 _INTERNAL_ERROR: Final = b"-ERR internal error\r\n"
 _OK: Final = b"+OK\r\n"                   # reply.OK encoded (RESP2 and RESP3 alike)
 _Future: Final = asyncio.Future              # what a `now` handler returns for a started call
-_BULK_HEADS: Final[tuple[bytes, ...]] = BULK_HEADS
-_BULK_HEADS_MAX: Final = BULK_HEADS_MAX
-
-
-def _bulk(value: bytes) -> bytes:
-    """`reply.encode_bulk`, compiled here for the dispatcher's hot path (reply.py is not):
-    one %-format, one allocation for the three pieces (mypyc's CPyBytes_Build)."""
-    size = len(value)
-    if size < _BULK_HEADS_MAX:
-        return b"%s%s\r\n" % (_BULK_HEADS[size], value)
-    return b"$%d\r\n%s\r\n" % (size, value)
 
 
 def _build(families: tuple[tuple[CommandSpec, ...], ...]) -> dict[bytes, CommandSpec]:
@@ -203,7 +192,7 @@ class Dispatcher:
                         in_flight.update(keys)
                     continue
                 if type(reply) is bytes:            # GET, then SET: the hottest first
-                    out.append(_bulk(reply))
+                    out.append(encode_bulk(reply))
                 elif reply is OK:
                     out.append(_OK)
                     if session.closing:             # QUIT
@@ -246,7 +235,7 @@ class Dispatcher:
         except Exception:
             return self._internal_error(args)
         if type(reply) is bytes:                # every GET at -P 1
-            return _bulk(reply)
+            return encode_bulk(reply)
         if reply is OK:
             return _OK
         if type(reply) is _Future:               # started by callbacks: awaitable bytes
@@ -319,7 +308,7 @@ class PendingReply:
         except Exception:
             return dispatcher._internal_error(self._args)
         if type(reply) is bytes:
-            return _bulk(reply)
+            return encode_bulk(reply)
         return dispatcher._encode(reply, self._args)
 
 

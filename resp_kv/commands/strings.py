@@ -29,7 +29,7 @@ from resp_kv.commands.mutations import LLONG_MAX, LLONG_MIN, parse_ll, parse_lon
 from resp_kv.commands.spec import CommandSpec, Session, started_error
 from resp_kv.errors import CommandError, NotAFloat, NotAnInteger, SyntaxErr, WrongArity
 from resp_kv import reply as reply_module
-from resp_kv.reply import encode_bulk
+from resp_kv.bulk import encode_bulk
 
 __all__ = ["SPECS", "now_ms"]
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from sortedcontainers import SortedDict
 
 from cluster.clock import Clock
+from cluster.transport import PeerTransport
 from cluster.types import LocalStore
 
 
@@ -92,15 +93,26 @@ class _FakeServer:
     def drop(self, nodes) -> None: ...
 
 
-class _FakeTransport:
+class _FakeTransport(PeerTransport):
     """Stands in for PeerTransport: routes calls through the FakeNetwork."""
 
-    def __init__(self, net: "FakeNetwork", node: str) -> None:
+    def __init__(self, net: "FakeNetwork", node: str) -> None:   # none of PeerTransport's state
         self.net, self.node = net, node
         self.blocked: set[str] = set()
 
     def call(self, node: str, verb: bytes, args: list, timeout_s: float | None = None):
         return self.net.deliver(self.node, node, verb, args)
+
+    def send(self, node: str, verb: bytes, args: list, callback,
+             timeout_s: float | None = None) -> None:
+        """`call`, answered through `callback(payload, error)` as PeerTransport does."""
+        def settle(future: asyncio.Future) -> None:
+            error = future.exception()
+            if error is not None:
+                callback(None, error)
+            else:
+                callback(future.result(), None)
+        self.call(node, verb, args).add_done_callback(settle)
 
     def send_item(self, node: str, verb: bytes, item: tuple, callback,
                   timeout_s: float | None = None) -> None:
