@@ -216,8 +216,8 @@ class Coordinator:
                 read.record_local(local_raw)
                 continue
             hint_for = target.hint_for.encode() if target.hint_for else b""
-            transport.send_item(target.node, messages.MGET, (key, hint_for),  # batched per iteration
-                                read.answer_from(target.node, hint_for))
+            transport.send_item(target.node, messages.MGET, (key, hint_for),  # batched
+                                read.answer_from(target.node, hint_for))          # per iteration
         return read
 
     def _finish_get(self, read: "Read") -> list[Sibling]:

@@ -197,7 +197,8 @@ def _own_table(actor: Actor) -> bytes | None:
 
 class _Stamp:
     """The last timestamp encoded, and its bytes: the SETs of one millisecond (dozens under
-    load) share one `to_bytes` (~340 instructions each, callgrind)."""
+    load) share one `to_bytes` (~340 instructions each, callgrind). Event-loop thread only,
+    like every writer here (the two fields are set one after the other)."""
 
     def __init__(self) -> None:
         self.ms = -1

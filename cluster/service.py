@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Final
 from cluster import encoded, versioning
 from cluster.clock import Clock, SystemClock
 from cluster.hints import HintStore
-from cluster.replica import TOKEN_LIMIT, Replica, data_key, data_key_of, token_of_data_key
 from cluster.local_store import LocalStore
+from cluster.replica import TOKEN_LIMIT, Replica, data_key, data_key_of, token_of_data_key
 from cluster.types import Context, Current, Mutator, Sibling, key_token
 from resp_kv import reply as reply_module
 
@@ -265,7 +265,8 @@ class Cluster:
                 counter = joined.get(actor, 0) + 1
             else:
                 joined, counter = {}, 1
-            survivors = [Sibling((actor, counter), joined, value, self.clock.wall_ms(), expire_at_ms)]
+            survivors = [Sibling((actor, counter), joined, value, self.clock.wall_ms(),
+                                 expire_at_ms)]
         else:
             _, survivors = versioning.write(local, context, self.actor, value,
                                             self.clock.wall_ms(), expire_at_ms)
