@@ -16,7 +16,10 @@ slot-descriptor tricks. What makes compiled code faster still (each found in cal
 compiled objects (native attribute access and calls); functions of compiled modules called by
 name, not through an alias or a bound method (a generic call with argument parsing); `type(x)`
 rather than `x.__class__` (a generic getattr); `bytes[i]` rather than `struct` (which boxes
-every field); bytes built by one `%`-format of values typed `bytes` (one allocation). The
+every field); bytes built by one `%`-format of values typed `bytes` (one allocation); a seam
+that tests fake as a native base class allowing interpreted subclasses (`mypyc_attr`), not a
+`typing.Protocol` (a call through a protocol is generic, through the class a vtable call;
+the fakes subclass it, and their overrides are still called). The
 modules do not pass `mypy` cleanly (Optional attributes, mostly); `setup.py` compiles them with
 errors ignored, and the test suite runs against the compiled build.
 
