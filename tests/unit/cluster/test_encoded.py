@@ -157,6 +157,33 @@ def test_overwrite_encoded_equals_a_write_over_the_joined_context(
                     0 if old is None else old.expire_at_ms)
 
 
+@pytest.mark.parametrize("actor", ["", "a,b"])
+def test_overwrite_encoded_refuses_a_new_key_by_a_bad_actor_like_encode(actor: str) -> None:
+    """A new key's fast path (`_fresh_own`) defers a name that is not an actor to the general
+    encoder, which refuses it."""
+    with pytest.raises(ValueError):
+        v.encode_siblings([Sibling((actor, 1), {}, b"v", 1)])
+    with pytest.raises(ValueError):
+        e.overwrite_encoded(None, actor, b"v", 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(ACTORS), st.lists(st.one_of(st.none(), st.binary(max_size=20)),
+                                         min_size=2, max_size=6),
+       st.integers(0, 3), st.integers(0, 2**64 - 1))
+def test_writes_in_one_millisecond_share_a_timestamp_and_stay_exact(
+        actor, values, ms_step, start_ms) -> None:
+    """Overwrites whose timestamps repeat or move (the cached 8 bytes of the last one) encode
+    what the general encoder does for each."""
+    raw, now_ms = None, start_ms
+    for value in values:
+        now_ms = min(now_ms + ms_step, 2**64 - 1)
+        local = v.decode_siblings(raw) if raw else []
+        _, survivors = v.write(local, v.join_context(local), actor, value, now_ms, 0)
+        raw = e.overwrite_encoded(raw, actor, value, now_ms)[0]
+        assert raw == v.encode_siblings(survivors)
+
+
 def test_overwrite_encoded_rejects_a_malformed_set_like_decode() -> None:
     raw = v.encode_siblings([Sibling(("n1@a", 1), {"n2@b": 3}, b"v", 1)])
     for bad in (raw[:-2], raw[:20], raw + b"\x00"):
