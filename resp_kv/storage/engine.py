@@ -69,8 +69,7 @@ from .env import Env, OsEnv
 from .errors import CorruptionError, StorageClosed
 from .block_cache import BlockCache
 from . import bloom, sstable
-from . import format as disk_format
-from .format import (SST_SUFFIX, TMP_SUFFIX, WAL_OP, WAL_SUFFIX, parse_number, sst_name,
+from .format import (SST_SUFFIX, TMP_SUFFIX, WAL_SUFFIX, parse_number, sst_name,
                      wal_name)
 from .manifest import ManifestState, TableMeta, load_manifest, store_manifest
 from .memtable import Memtable
@@ -79,9 +78,7 @@ from .wal import Wal, replay_segment, write_segment
 
 # Final: C globals of this compiled module, not module-dict lookups (resp_kv/native.py)
 MISSING: Final = sstable.MISSING
-KIND_PUT: Final = disk_format.KIND_PUT
 key_hash: Final = bloom.key_hash
-_pack_op: Final = WAL_OP.pack                 # Wal.append_put's record head, for the inlined put
 
 log = logging.getLogger("resp_kv.storage")
 
@@ -252,17 +249,10 @@ class LSMStore:
     def put(self, key: bytes, value: bytes) -> None:
         if self._closed:
             raise StorageClosed()
-        # Wal.append_put, inlined; one %-format: compiled, one allocation for the three pieces
-        self._wal.buffer += b"%s%s%s" % (_pack_op(KIND_PUT, len(key), len(value)), key, value)
+        # Compiled, both are C calls (they were inlined here while interpreted)
+        self._wal.append_put(key, value)
         mem = self._mem
-        old = mem.data.get(key)
-        if old is not None:
-            # Memtable.put for an overwrite of a value, inlined (every SET of a hot key set):
-            # a dict store, and the size swap that keeps `approx_bytes` the live bytes.
-            mem.data[key] = value
-            mem.approx_bytes += len(value) - len(old)
-        else:
-            mem.put(key, value)
+        mem.put(key, value)
         if mem.approx_bytes > self._limit:
             self._freeze()
 

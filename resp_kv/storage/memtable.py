@@ -19,7 +19,6 @@ from sortedcontainers import SortedList
 # Per-entry memory beyond the key and value bytes: dict slot + SortedList slot (~61 bytes,
 # tracemalloc over 100k entries) + two bytes-object headers (2 x 33). Measured, not guessed.
 ENTRY_OVERHEAD_BYTES: Final = 128
-_ABSENT: Final = object()
 _SCAN_CHUNK = 256
 
 
@@ -44,12 +43,15 @@ class Memtable:
         """Insert or overwrite. `approx_bytes` tracks live bytes: an overwrite swaps the old
         value's size for the new one's (it used to add both, so a hot key set flushed early)."""
         data = self.data
-        old = data.get(key, _ABSENT)
-        if old is _ABSENT:
+        size = len(value) if value is not None else 0
+        old = data.get(key)             # typed bytes | None (no sentinel): compiled, len is native
+        if old is not None:             # over a value: every SET of a hot key set
+            self.approx_bytes += size - len(old)
+        elif key in data:               # over a tombstone
+            self.approx_bytes += size
+        else:                           # a new key
             self.keys.add(key)
-            self.approx_bytes += len(key) + ENTRY_OVERHEAD_BYTES + (len(value) if value is not None else 0)
-        else:
-            self.approx_bytes += (len(value) if value is not None else 0) - (len(old) if old is not None else 0)
+            self.approx_bytes += len(key) + ENTRY_OVERHEAD_BYTES + size
         data[key] = value
 
     def items(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes | None]]:

@@ -179,7 +179,8 @@ class Wal:
 
     # -- event-loop thread -------------------------------------------------------------------
     def append_put(self, key: bytes, value: bytes) -> None:
-        self.buffer += _pack_op(KIND_PUT, len(key), len(value)) + key + value
+        # one %-format: compiled, one allocation for the three pieces
+        self.buffer += b"%s%s%s" % (_pack_op(KIND_PUT, len(key), len(value)), key, value)
 
     def append_delete(self, key: bytes) -> None:
         self.buffer += _pack_op(KIND_DELETE, len(key), 0) + key
