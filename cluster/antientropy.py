@@ -57,7 +57,7 @@ from cluster.gcgate import GcGate
 from cluster.local_store import LocalStore
 from cluster.merkle_keeper import CLEAN_KEY, LEAVES_KEY, MerkleKeeper
 from cluster.merkle import SEGMENTS, TOKEN_LIMIT, MerkleTree, Range
-from cluster.replica import DATA_PREFIX, Replica, data_key
+from cluster.replica import DATA_PREFIX, Replica, WriteListener, data_key
 from cluster.types import NodeId, key_token
 
 log = logging.getLogger("cluster.antientropy")
@@ -172,7 +172,7 @@ class PeerBuilding(Exception):
     """The peer's tree is still being rebuilt; try again later."""
 
 
-class AntiEntropy:
+class AntiEntropy(WriteListener):
     """Merkle anti-entropy for one node. Event-loop thread only, except `compaction_filter`
     (compaction thread: it reads, and appends to a list).
 
@@ -195,7 +195,7 @@ class AntiEntropy:
         self.tombstones_purged = 0
         self._tasks: set[asyncio.Task] = set()
         self._tree_when_alone = tree_when_alone    # False: dormant while no peer (keeper)
-        replica.listeners.append(self.on_write)
+        replica.listeners.append(self)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -213,7 +213,7 @@ class AntiEntropy:
         self.gate.started_ms = self.clock.wall_ms()
         if not self._tree_when_alone and not self._has_peers():
             self.keeper.make_dormant()
-            self.replica.listeners.remove(self.on_write)
+            self.replica.listeners.remove(self)
         elif not self.keeper.load():
             self._spawn(self.keeper.rebuild(), "merkle-rebuild")
 
@@ -222,7 +222,7 @@ class AntiEntropy:
         (before the rebuild task starts: the keeper skips what its scan will read) and
         rebuild. It does not go back to sleep if the peers leave again."""
         if self.keeper.state == "dormant" and self._has_peers():
-            self.replica.listeners.append(self.on_write)
+            self.replica.listeners.append(self)
             self._spawn(self.keeper.rebuild(), "merkle-rebuild")
 
     async def stop(self) -> None:
@@ -312,7 +312,7 @@ class AntiEntropy:
             self.replica.local_keys -= 1
             self.replica.local_expires -= 1
         for listener in self.replica.listeners:
-            listener(key, token, raw, None)
+            listener.on_write(key, token, raw, None)
         self.tombstones_purged += 1
         return True
 

@@ -8,9 +8,10 @@ Shape (a decision, not a tuning knob: both sides of an exchange must agree on it
     segment  : token >> 48                  65536 fixed segments = the leaves
     level d  : FANOUT**d nodes, d = 0..4    level 0 is the root, level 4 the leaves
     node     : XOR of its FANOUT children   (fanout 16)
-    leaf     : XOR of item(key, digest) over the keys stored in its segment
-    item     : mmh3.hash128(key + digest)   as an unsigned 128-bit int (digest is 16 bytes,
-                                             fixed, so key + digest is unambiguous)
+    leaf     : XOR of item(key, encoded) over the keys stored in its segment
+    item     : mmh3.hash128(encoded + key, seed=len(key) + 1)   as an unsigned 128-bit int,
+               `encoded` the key's stored sibling set (the seed makes the split unambiguous;
+               + 1 because murmur3 of nothing under seed 0 is 0, an item XOR cannot see)
     digest   : mmh3.hash_bytes(encoded sibling set) == versioning.digest(siblings), because
                versioning.encode_siblings is canonical (expiry is part of each sibling, so a
                changed expiry changes the digest)
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 import mmh3
 
@@ -54,9 +56,12 @@ DEPTH = SEGMENT_BITS // _FANOUT_BITS    # levels below the root; level DEPTH = l
 TOKEN_LIMIT = 1 << 64
 HASH_BYTES = 16
 _SEGMENT_SHIFT = 64 - SEGMENT_BITS
-_LEAVES_VERSION = 1                     # on-disk: never change
+_LEAVES_VERSION = 2                     # on-disk: 1 held items of digests (a rebuild)
 _LEAVES_HEAD = struct.Struct(">BI")     # on-disk: never change
 _RANGE = struct.Struct(">QQ")           # wire: never change
+# Final: a C global of this compiled module (a module attribute read per call otherwise);
+# unsigned by default
+_hash128: Final = mmh3.hash128
 
 Range = tuple[int, int]                 # half-open [start, end), 0 <= start < end <= 2**64
 
@@ -76,9 +81,11 @@ def version_digest(encoded: bytes) -> bytes:
     return mmh3.hash_bytes(encoded)
 
 
-def item_hash(key: bytes, digest: bytes) -> int:
-    """Return one key's contribution to its leaf."""
-    return mmh3.hash128(key + digest, signed=False)
+def item_hash(key: bytes, encoded: bytes) -> int:
+    """Return one key's contribution to its leaf, `encoded` its stored sibling set. (Not of
+    its 16-byte digest, as before leaves version 2: one hash per version instead of two, on
+    every write of every replica.)"""
+    return mmh3.hash128(encoded + key, len(key) + 1, signed=False)
 
 
 class MerkleTree:
@@ -116,10 +123,10 @@ class MerkleTree:
 
     @classmethod
     def from_items(cls, items: Iterable[tuple[int, bytes, bytes]]) -> MerkleTree:
-        """Build from scratch over (token, key, digest) items."""
+        """Build from scratch over (token, key, encoded) items."""
         leaves, count = [0] * SEGMENTS, 0
-        for token, key, digest in items:
-            leaves[token >> _SEGMENT_SHIFT] ^= item_hash(key, digest)
+        for token, key, encoded in items:
+            leaves[token >> _SEGMENT_SHIFT] ^= item_hash(key, encoded)
             count += 1
         tree = cls(leaves)
         tree.count = count
@@ -133,17 +140,15 @@ class MerkleTree:
         self._stale.add(segment >> _FANOUT_BITS)
         self.changes += 1
 
-    def update(self, token: int, key: bytes, old_digest: bytes | None,
-               new_digest: bytes | None) -> None:
-        """Record that `key` changed from `old_digest` to `new_digest` (None = absent)."""
-        hash128 = mmh3.hash128                    # unsigned by default: item_hash, inlined
-        if old_digest is None:
+    def update(self, token: int, key: bytes, old: bytes | None, new: bytes | None) -> None:
+        """Record that `key`'s stored set changed from `old` to `new` (None = absent)."""
+        if old is None:
             value = 0
             self.count += 1
         else:
-            value = hash128(key + old_digest)
-        if new_digest is not None:
-            value ^= hash128(key + new_digest)
+            value = _hash128(old + key, len(key) + 1)  # item_hash, inlined: every local write
+        if new is not None:
+            value ^= _hash128(new + key, len(key) + 1)
         else:
             self.count -= 1
         if value:                                 # toggle(), inlined: every local write

@@ -30,16 +30,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-import mmh3
-
 from cluster import merkle
 from cluster.merkle import MerkleTree, Range
 from cluster.local_store import LocalStore
 from cluster.replica import DATA_END, DATA_PREFIX, Replica, data_key
 
 log = logging.getLogger("cluster.merkle_keeper")
-
-_hash_bytes = mmh3.hash_bytes               # == merkle.version_digest (its body)
 
 LEAVES_KEY = b"tleaves"                 # on-disk: never change
 CLEAN_KEY = b"tclean"                   # on-disk: never change
@@ -110,12 +106,12 @@ class MerkleKeeper:
         """Build the tree from a scan of the data range, a chunk per loop iteration."""
         self.tree, self.state, self._build_cursor = MerkleTree(), "building", DATA_PREFIX
         self.ready.clear()
-        leaves, digest, item = self.tree.leaves, merkle.version_digest, merkle.item_hash
+        leaves, item = self.tree.leaves, merkle.item_hash
         count = 0
         while True:
             chunk, last = 0, None
             for store_key, raw in self.store.scan(self._build_cursor, DATA_END):
-                leaves[int.from_bytes(store_key[1:3], "big")] ^= item(store_key[9:], digest(raw))
+                leaves[int.from_bytes(store_key[1:3], "big")] ^= item(store_key[9:], raw)
                 last, chunk = store_key, chunk + 1
                 if chunk >= _BUILD_CHUNK:
                     break
@@ -136,9 +132,7 @@ class MerkleKeeper:
         """Replica write listener: O(depth) tree update."""
         if self.state != "ready" and data_key(token, key) >= self._build_cursor:
             return                                # the rebuild scan will see the new value
-        digest = _hash_bytes                      # merkle.version_digest, one call less
-        self.tree.update(token, key, digest(old) if old is not None else None,
-                         digest(new) if new is not None else None)
+        self.tree.update(token, key, old, new)
         if self._saved:                           # a write after the save: the save is stale
             self.store.delete(CLEAN_KEY)
             self._saved = False
@@ -172,7 +166,7 @@ class MerkleKeeper:
         value = 0
         for start, end in ranges:
             for _, key, raw in self.replica.scan_range(start, end):
-                value ^= merkle.item_hash(key, merkle.version_digest(raw))
+                value ^= merkle.item_hash(key, raw)
         return value
 
 

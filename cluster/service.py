@@ -36,7 +36,9 @@ from cluster import encoded, versioning
 from cluster.clock import Clock, SystemClock
 from cluster.hints import HintStore
 from cluster.local_store import LocalStore
-from cluster.replica import TOKEN_LIMIT, Replica, data_key, data_key_of, token_of_data_key
+from cluster.replica import (
+    TOKEN_LIMIT, Replica, WriteListener, data_key, data_key_of, token_of_data_key,
+)
 from cluster.types import Context, Current, Mutator, Sibling, key_token
 from resp_kv import reply as reply_module
 
@@ -358,9 +360,9 @@ class Cluster:
 
     # --- seams --------------------------------------------------------------------------------
 
-    def add_write_listener(self, listener) -> None:
-        """Call `listener(key, token, old_encoded | None, new_encoded | None)` on every local
-        change to a data key (Merkle trees hang here)."""
+    def add_write_listener(self, listener: WriteListener) -> None:
+        """Call `listener.on_write(key, token, old_encoded | None, new_encoded | None)` on every
+        local change to a data key (Merkle trees hang here)."""
         self.replica.listeners.append(listener)
 
     def compaction_filter(self, key: bytes, value: bytes, now_ms: int) -> bool:

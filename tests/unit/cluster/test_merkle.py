@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import mmh3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cluster.merkle import (
     SEGMENTS, TOKEN_LIMIT, MerkleTree, decode_hashes, decode_leaves, decode_ranges, diff_digests,
     encode_hashes, encode_leaves, encode_ranges, intersect_ranges, item_hash, normalize_ranges,
-    segment_bounds, segment_coverage, segment_of, version_digest,
+    segment_bounds, segment_coverage, segment_of,
 )
 
 # Small key alphabet so operations collide on keys; tokens spread over a few segments so
@@ -37,13 +36,12 @@ def _apply(ops, tree: MerkleTree | None = None) -> tuple[dict, MerkleTree]:
             store.pop((token, key), None)
         else:
             store[(token, key)] = new
-        tree.update(token, key, version_digest(old) if old is not None else None,
-                    version_digest(new) if new is not None else None)
+        tree.update(token, key, old, new)
     return store, tree
 
 
 def _scratch(store: dict) -> MerkleTree:
-    return MerkleTree.from_items((t, k, version_digest(v)) for (t, k), v in store.items())
+    return MerkleTree.from_items((t, k, v) for (t, k), v in store.items())
 
 
 @settings(max_examples=60, deadline=None)
@@ -85,6 +83,21 @@ def test_merkle_differing_children_walk_matches_diff(ops) -> None:
 def test_merkle_leaves_survive_encoding(ops) -> None:
     _, tree = _apply(ops)
     assert MerkleTree(decode_leaves(encode_leaves(tree.leaves))).levels == tree.levels
+
+
+def test_merkle_leaves_saved_before_the_item_change_are_refused() -> None:
+    """Version 1 leaves hashed each key with its digest, not its set: loading them would make
+    every exchange see differences that are not there, so they are refused (a rebuild)."""
+    tree = MerkleTree()
+    tree.update(7 << 48, b"k", None, b"v")
+    blob = encode_leaves(tree.leaves)
+    assert blob[0] == 2
+    try:
+        decode_leaves(b"\x01" + blob[1:])
+    except ValueError as error:
+        assert "version 1" in str(error)
+    else:
+        raise AssertionError("version 1 leaves were accepted")
 
 
 def test_merkle_set_leaf_keeps_ancestors_consistent() -> None:
@@ -138,5 +151,5 @@ def test_merkle_digest_list_diff() -> None:
 
 
 def test_merkle_wire_helpers_roundtrip() -> None:
-    values = [0, 1, (1 << 128) - 1, item_hash(b"k", mmh3.hash_bytes(b"v"))]
+    values = [0, 1, (1 << 128) - 1, item_hash(b"k", b"v")]
     assert decode_hashes(encode_hashes(values)) == values
