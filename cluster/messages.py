@@ -104,7 +104,17 @@ def encode_value(value) -> bytes:
         raw = b"%d" % value                 # a u64 token: hiredis integers are signed 64-bit
         return b"$%d\r\n%s\r\n" % (len(raw), raw)
     if isinstance(value, (list, tuple)):
-        return b"*%d\r\n" % len(value) + b"".join(map(encode_value, value))
+        # a loop, not join(map(encode_value, ...)): an MGET answer's values are bytes or None,
+        # each one format operation here instead of a generic call
+        parts = [b"*%d\r\n" % len(value)]
+        for item in value:
+            if type(item) is bytes:
+                parts.append(b"$%d\r\n%b\r\n" % (len(item), item))
+            elif item is None:
+                parts.append(b"$-1\r\n")
+            else:
+                parts.append(encode_value(item))
+        return b"".join(parts)
     raise TypeError(f"cannot encode {type(value).__name__} in a peer frame")
 
 

@@ -17,7 +17,7 @@ from cluster import messages, versioning
 from cluster.coordinator import Coordinator, encode_scan_page
 from cluster.hints import HandoffDeliverer, hint_key
 from cluster.peer_server import PeerServer
-from cluster.replica import TOKEN_LIMIT
+from cluster.replica import TOKEN_LIMIT, data_key_of
 from cluster.ring import Ring
 from cluster.transport import PeerTransport
 from cluster.types import NodeId, PeerUnavailable, key_token
@@ -209,23 +209,46 @@ class Network:
         return messages.OK
 
     def _on_mput(self, peer: NodeId, args: list) -> list:
-        """Every (key, siblings, hint_for) triple as `_on_put`; a failing one fails alone."""
-        return _batched(self._put_one, args, 3, answers=False)
+        """Every (key, siblings, hint_for) triple as `_on_put`; a failing one fails alone.
+        One loop over the flat arguments (no per-item tuple, star-call or token int: a replica
+        runs this for every replicated write)."""
+        n = _item_count(args, 3)
+        replica, statuses = self.cluster.replica, None
+        for i in range(n):
+            try:
+                key: bytes = args[3 * i]
+                raw: bytes = args[3 * i + 1]
+                hint_for: bytes = args[3 * i + 2]
+                if hint_for:
+                    self._put_one(key, raw, hint_for)
+                else:
+                    replica.apply_encoded_at(key, data_key_of(key), raw)
+            except Exception as error:
+                statuses = _failed(statuses, n, i, error)
+        return [messages.OK if statuses is None else statuses, None]
 
     def _on_mget(self, peer: NodeId, args: list) -> list:
         """Every (key, hint_for) pair as `_on_get`; a failing one fails alone, and a value
         past the answer's byte budget is refused with AnswerAlone (messages.py, MGET)."""
+        n = _item_count(args, 2)
+        replica, statuses = self.cluster.replica, None
         budget = messages.MGET_ANSWER_MAX_BYTES
-
-        def get_within_budget(key: bytes, hint_for: bytes) -> bytes | None:
-            nonlocal budget
-            raw = self._get_one(key, hint_for)
-            if raw is not None:
-                if len(raw) > budget:
-                    raise AnswerAlone(messages.ANSWER_ALONE)
-                budget -= len(raw)
-            return raw
-        return _batched(get_within_budget, args, 2, answers=True)
+        values: list[bytes | None] = []
+        for i in range(n):
+            raw: bytes | None = None
+            try:
+                key: bytes = args[2 * i]
+                hint_for: bytes = args[2 * i + 1]
+                raw = self._get_one(key, hint_for) if hint_for else replica.read_encoded_of(key)
+                if raw is not None:
+                    if len(raw) > budget:
+                        raise AnswerAlone(messages.ANSWER_ALONE)
+                    budget -= len(raw)
+            except Exception as error:
+                statuses = _failed(statuses, n, i, error)
+                raw = None
+            values.append(raw)
+        return [messages.OK if statuses is None else statuses, values]
 
     def _put_one(self, key: bytes, encoded: bytes, hint_for: bytes) -> None:
         """Store one replica write (PUT, MPUT): in the replica, or as a hint for `hint_for`."""
@@ -308,25 +331,20 @@ class AnswerAlone(Exception):
     with GET."""
 
 
-def _batched(handle, args: list, width: int, answers: bool) -> list:
-    """Run `handle(*item)` for every item (`width` consecutive arguments) of a batched request,
-    in order; return its answer (messages.py): [OK or a status per item, the values or nil]."""
+def _item_count(args: list, width: int) -> int:
+    """The number of items of a batched request (`width` consecutive arguments each)."""
     if not args or len(args) % width:
         raise ValueError(f"a batched request takes items of {width} arguments")
-    values: list | None = [] if answers else None
-    statuses = None
-    items = zip(*(args[k::width] for k in range(width)))
-    for i, item in enumerate(items):
-        try:
-            value = handle(*item)
-        except Exception as error:
-            if statuses is None:
-                statuses = [b""] * (len(args) // width)
-            statuses[i] = f"{type(error).__name__}: {error}".encode()
-            value = None
-        if values is not None:
-            values.append(value)
-    return [messages.OK if statuses is None else statuses, values]
+    return len(args) // width
+
+
+def _failed(statuses: list | None, n: int, i: int, error: Exception) -> list:
+    """Note item `i`'s failure in a batched answer's status list (messages.py: OK, or a status
+    per item, b"" for the ones that succeeded); return the list."""
+    if statuses is None:
+        statuses = [b""] * n
+    statuses[i] = f"{type(error).__name__}: {error}".encode()
+    return statuses
 
 
 def _scan_spans(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -150,6 +150,11 @@ class Replica:
     def read_encoded(self, key: bytes, token: int) -> bytes | None:
         return self.store.get(data_key(token, key))
 
+    def read_encoded_of(self, key: bytes) -> bytes | None:
+        """`read_encoded(key, key_token(key))` without making the token (`data_key_of`): a
+        replica's answer to a coordinator's read."""
+        return self.store.get(data_key_of(key))
+
     def apply(self, key: bytes, token: int, incoming: list[Sibling]) -> list[Sibling]:
         """Merge `incoming` into the stored siblings, store the result, return it.
 
@@ -164,14 +169,18 @@ class Replica:
     def apply_encoded(self, key: bytes, token: int, raw: bytes) -> None:
         """`apply()` for an encoded incoming set (a replica PUT). Encodings are canonical, so
         when the merge keeps exactly the incoming siblings their bytes are stored as they came."""
-        store_key = data_key(token, key)
+        self.apply_encoded_at(key, data_key(token, key), raw)
+
+    def apply_encoded_at(self, key: bytes, store_key: bytes, raw: bytes) -> None:
+        """`apply_encoded` by the key's store key (`data_key_of(key)`, so a replica's write
+        makes no token int unless a merge or a listener needs it)."""
         old_raw = self.store.get(store_key, False)
         if old_raw == raw:
             return
         fast = encoded.replaces_encoded(old_raw, raw)
         if fast is not None:                      # the incoming sibling supersedes: bytes only
             old_flags, old_expire_ms, new_flags, new_expire_ms = fast
-            self.store_overwrite(key, token, store_key, old_raw, raw, old_flags, old_expire_ms,
+            self.store_overwrite(key, None, store_key, old_raw, raw, old_flags, old_expire_ms,
                                  new_flags == 0, new_expire_ms)
             return
         incoming = versioning.decode_siblings(raw)
@@ -179,7 +188,8 @@ class Replica:
         merged = versioning.sync(local, incoming)
         same = len(merged) == len(incoming) and all(
             a is b for a, b in zip(merged, sorted(incoming, key=_dot)))
-        self.store_merged(key, token, local, old_raw, merged, store_key, raw if same else None)
+        self.store_merged(key, token_of_data_key(store_key), local, old_raw, merged, store_key,
+                          raw if same else None)
 
     def store_merged(self, key: bytes, token: int, local: list[Sibling], old_raw: bytes | None,
                      merged: list[Sibling], store_key: bytes | None = None,
