@@ -37,8 +37,8 @@ __all__ = ["value_of_encoded", "winner_of_encoded", "is_dead_encoded", "lives_on
 # (Compiled, `data[i]` is a load; `struct.unpack_from` boxed every field: ~2.3k instructions
 # of a 13.9k GET at -P 16, callgrind.)
 _HEAD_SIZE: Final = 38
-_ONE: Final = b"\x00\x01"                         # a u16 1: one sibling, or one context entry
-_NO_CONTEXT: Final = bytes(2)               # a u16 0: no context entries
+_HEAD_ONE_CTX: Final = 48                   # ... with one context entry: ctx_actor 38, counter 40
+_ONE: Final = b"\x00\x01"                   # a u16 1: one sibling
 _NO_EXPIRY: Final = bytes(8)                # a one-sibling set's expire_at_ms of 0
 # versioning's constants as C globals of this compiled module (theirs are module-dict lookups)
 _VERSION: Final = FORMAT_VERSION
@@ -306,48 +306,53 @@ def replaces_encoded(old: bytes | None, new: bytes) -> tuple[int, int, int, int]
     old flags -1 when `old` is None (as `overwrite_encoded`); None when it cannot tell at
     once (siblings, a concurrent or obsolete write, the same dot): then merge the decoded sets.
     """
-    if (old is not None and new[1:3] == _ONE == old[1:3] and new[6:8] == _ONE
-            and ((old_has_context := old[6:8] == _ONE) or old[6:8] == _NO_CONTEXT)):
+    # Both shortcuts read the heads by index at their fixed offsets (`_HEAD_SIZE`), as
+    # `_one_head` does: compiled, loads, where `unpack_from` boxed twelve fields of each set
+    # into a tuple (perf: this function was ~20% of a replica's CPU). A length is checked
+    # before any index is read, so neither raises: anything they do not take goes the general
+    # way, as before.
+    if old is not None:
         # One sibling with a one-entry context over the same, or over a key's first write (no
         # context yet): the replica write of a key that one node coordinates (every replica
-        # write of the benchmark). With every actor index 0 in both sets the general checks
-        # below reduce to three counter comparisons; the incoming set's header is validated as
-        # `_one_sibling` would, the stored one is our own. Line counts: 46 -> ~12 per write.
-        st = _ONE_STRUCTS.get(1) or _one_struct(1)
-        so = st if old_has_context else (_ONE_STRUCTS.get(0) or _one_struct(0))
-        if len(new) >= st.size and len(old) >= so.size:
-            fn, fo = st.unpack_from(new), so.unpack_from(old)
-            # f: version n_sib actors_len flags n_ctx dot_actor dot_counter ts exp value_len
-            #    [ctx_actor ctx_counter]
-            size = fn[2]
-            if (fn[0] == FORMAT_VERSION and st.size + fn[9] + size == len(new)
-                    and (fn[3] == 0 or (fn[3] == _FLAG_TOMBSTONE and not fn[9]))
-                    and not (fn[5] or fn[10] or fo[5] or (old_has_context and fo[10]))
-                    and size and size == fo[2]
+        # write of the benchmark). n_siblings (bytes 1-2) and n_ctx (6-7) are u16s of 1, or
+        # 0 for the stored set's n_ctx.
+        if (len(new) >= _HEAD_ONE_CTX and len(old) >= _HEAD_SIZE
+                and new[1] == 0 and new[2] == 1 and new[6] == 0 and new[7] == 1
+                and old[1] == 0 and old[2] == 1 and old[6] == 0
+                and ((old_has_context := old[7] == 1) or old[7] == 0)
+                and (len(old) >= _HEAD_ONE_CTX or not old_has_context)):
+            # With every actor index 0 in both sets the general checks below reduce to three
+            # counter comparisons; the incoming set's header is validated as `_one_sibling`
+            # would, the stored one is our own. Line counts: 46 -> ~12 per write.
+            size, value_len, flags = _u16(new, 3), _u32(new, 34), new[5]   # size: actors_len
+            if (new[0] == _VERSION and _HEAD_ONE_CTX + value_len + size == len(new)
+                    and (flags == 0 or (flags == _TOMBSTONE and not value_len))
+                    # dot_actor (8-9) and ctx_actor (38-39) of each: every index 0
+                    and not (new[8] | new[9] | new[38] | new[39] | old[8] | old[9]
+                             or (old_has_context and old[38] | old[39]))
+                    and size and size == _u16(old, 3)
                     and new[-size:] == old[-size:]):
                 # The same actor table as our stored set, every index 0: both sides name the
                 # same actor whatever the table holds, so it needs no decoding. (It used to be
                 # checked for a comma with `b"," not in`, which costs ~1.8k instructions:
                 # bytes.__contains__ first tries its argument as an int and formats a
                 # TypeError.)
-                if (fn[6] == fo[6] or fn[11] < fo[6]
-                        or (old_has_context and fo[11] >= fn[6])):
+                new_counter, old_counter = _u64(new, 10), _u64(old, 10)   # the dots
+                if (new_counter == old_counter or _u64(new, 40) < old_counter
+                        or (old_has_context and _u64(old, 40) >= new_counter)):
                     return None             # the same dot, concurrent, or obsolete here
-                return fo[3], fo[8], fn[3], fn[8]
-    elif old is None and new[1:3] == _ONE and new[6:8] == _NO_CONTEXT:
+                return old[5], _u64(old, 26), flags, _u64(new, 26)
+    elif (len(new) >= _HEAD_SIZE and new[1] == 0 and new[2] == 1 and new[6] == 0
+            and new[7] == 0):
         # A key's first write (one sibling, empty context): nothing to compare, only the
         # incoming set to validate as `_one_sibling` does. An actor table is valid once it is
         # in the decode cache; any other goes the general way.
-        st = _ONE_STRUCTS.get(0) or _one_struct(0)
-        if len(new) >= st.size:
-            fn = st.unpack_from(new)
-            # f: version n_sib actors_len flags n_ctx dot_actor dot_counter ts exp value_len
-            size = fn[2]
-            if (fn[0] == FORMAT_VERSION and st.size + fn[9] + size == len(new)
-                    and (fn[3] == 0 or (fn[3] == _FLAG_TOMBSTONE and not fn[9]))
-                    and size and (actors := _ACTOR_CACHE.get(new[-size:])) is not None
-                    and fn[5] < len(actors)):
-                return -1, 0, fn[3], fn[8]
+        size, value_len, flags = _u16(new, 3), _u32(new, 34), new[5]       # size: actors_len
+        if (new[0] == _VERSION and _HEAD_SIZE + value_len + size == len(new)
+                and (flags == 0 or (flags == _TOMBSTONE and not value_len))
+                and size and (actors := _ACTOR_CACHE.get(new[-size:])) is not None
+                and _u16(new, 8) < len(actors)):                            # dot_actor
+            return -1, 0, flags, _u64(new, 26)
     return _replaces_general(old, new)
 
 

@@ -100,6 +100,37 @@ def test_replaces_encoded_one_actor_shortcut_reads_only_actor_zero() -> None:
         assert e.replaces_encoded(old_t, new_t) == e._replaces_general(old_t, new_t)
 
 
+# Counters and times about the bounds of a u32, of a compiled int's tagged form (2**62) and of
+# a u64: the shortcuts assemble each u64 from its bytes.
+wide = st.builds(lambda base, step: base + step,
+                 st.sampled_from([1, 2**32 - 4, 2**62 - 4, 2**64 - 8]), st.integers(0, 7))
+one_actor_wide_sibling = st.builds(
+    lambda counter, seen, tombstone, ts, exp: Sibling(
+        ("n1@a", counter), {"n1@a": seen} if seen else {}, None if tombstone else b"value",
+        ts, exp),
+    wide, st.one_of(st.just(0), wide), st.booleans(), wide, st.one_of(st.just(0), wide))
+
+
+@given(one_actor_wide_sibling, one_actor_wide_sibling)
+@settings(max_examples=500, deadline=None)
+def test_replaces_encoded_shortcuts_read_whole_u64s(old, new) -> None:
+    """Past 32 bits and past 2**62, both shortcuts compare and return every u64 field (dot
+    counters, context counters, expiries) as the general path does, and the one-actor
+    shortcut answers exactly when the merge is the incoming set."""
+    old_raw, new_raw = v.encode_siblings([old]), v.encode_siblings([new])
+    fast = e.replaces_encoded(old_raw, new_raw)
+    assert fast == e._replaces_general(old_raw, new_raw)
+    merged = v.encode_siblings(v.sync(v.decode_siblings(old_raw), v.decode_siblings(new_raw)))
+    assert (fast is not None) == (merged == new_raw and old.dot != new.dot)
+    flags = (lambda s: 0 if s.value is not None else 1)
+    if fast is not None:
+        assert fast == (flags(old), old.expire_at_ms, flags(new), new.expire_at_ms)
+    first = v.encode_siblings([Sibling(new.dot, {}, new.value, new.timestamp_ms,
+                                       new.expire_at_ms)])
+    v.decode_siblings(first)                        # its actor table is in the decode cache
+    assert e.replaces_encoded(None, first) == (-1, 0, flags(new), new.expire_at_ms)
+
+
 first_write = st.builds(
     lambda actor, counter, tombstone, ts, exp: Sibling(
         (actor, counter), {}, None if tombstone else b"value", ts, exp),
