@@ -29,10 +29,9 @@ the per-request answer state (inflight.py: Waiter, Read, QuickRead, QuickWrite).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import hiredis
 
@@ -42,7 +41,7 @@ from cluster.inflight import QuickRead, QuickWrite, Read, Waiter
 from cluster.quorum import ReadQuorum, WriteQuorum
 from cluster.replica import TOKEN_LIMIT
 from cluster.ring import Plan, Target, WritePlans
-from cluster.transport import PeerError
+from cluster.transport import ItemCallback, PeerError
 from cluster.types import Context, NodeId, PeerUnavailable, QuorumNotReached, Sibling, key_token
 
 if TYPE_CHECKING:
@@ -53,10 +52,6 @@ log = logging.getLogger("cluster.coordinator")
 
 _CALL_ERRORS = (PeerUnavailable, PeerError, TimeoutError, ConnectionError, OSError)
 _UNREAD = object()          # _start_get: the caller has not read the local copy
-
-# Final: a C global of this compiled module (an imported name was a module-dict lookup per
-# peer of every replicated GET and SET)
-_partial: Final = functools.partial
 
 
 class Coordinator:
@@ -175,7 +170,7 @@ class Coordinator:
             quick = QuickRead(self, key, token, plan, raw, r, on_done)
             transport, item = self.network.transport, (key, b"")
             for node in peers:                                   # batched per iteration
-                transport.send_item(node, messages.MGET, item, _partial(quick.answer, node))
+                transport.send_item(node, messages.MGET, item, quick)
             if r <= 1:
                 quick.answer_local()
             return True
@@ -216,8 +211,8 @@ class Coordinator:
                 read.record_local(local_raw)
                 continue
             hint_for = target.hint_for.encode() if target.hint_for else b""
-            transport.send_item(target.node, messages.MGET, (key, hint_for),  # batched
-                                read.answer_from(target.node, hint_for))          # per iteration
+            transport.send_item(target.node, messages.MGET, (key, hint_for),  # batched per
+                                ItemCallback(read.answer_from(target.node, hint_for)))  # iteration
         return read
 
     def _finish_get(self, read: "Read") -> list[Sibling]:
@@ -293,7 +288,7 @@ class Coordinator:
             quick = QuickWrite(self, key, token, plan, encoded, w, on_done)
             transport, item = self.network.transport, (key, encoded, b"")
             for node in peers:                                   # batched per iteration
-                transport.send_item(node, messages.MPUT, item, _partial(quick.ack, node))
+                transport.send_item(node, messages.MPUT, item, quick)
             if w <= 1:
                 quick.answer()
             return True
@@ -360,7 +355,7 @@ class Coordinator:
 
         hint_for = target.hint_for.encode() if target.hint_for else b""
         self.network.transport.send_item(target.node, messages.MPUT,   # batched per iteration
-                                         (key, encoded, hint_for), done)
+                                         (key, encoded, hint_for), ItemCallback(done))
 
     def _put_failed(self, key: bytes, token: int, encoded: bytes,
                     survivors: list[Sibling] | None, target: Target, waiter: Waiter,

@@ -23,6 +23,7 @@ from cluster import messages, versioning
 from cluster.encoded import value_of_encoded
 from cluster.quorum import ReadQuorum, WriteQuorum
 from cluster.ring import Plan, Target
+from cluster.transport import ItemWaiter
 from cluster.types import NodeId, Sibling
 
 if TYPE_CHECKING:
@@ -135,11 +136,12 @@ class Read:
                                           self.waiter.quorum, self.raws)
 
 
-class QuickWrite:
+class QuickWrite(ItemWaiter):
     """A plain SET to all N live primaries while every send succeeds: it counts acks and
     answers after W (the local write counts as the first). The first failed send escalates it
     to the general `Waiter`, holding the acks so far, and goes on as `_start_put` would
-    (a hint for the owner, a fallback while W is not met): the same result."""
+    (a hint for the owner, a fallback while W is not met): the same result. It waits for
+    its `MPUT` items itself (an `ItemWaiter`)."""
 
     __slots__ = ("coordinator", "key", "token", "plan", "encoded", "needed", "on_done",
                  "acked", "slow")
@@ -157,8 +159,8 @@ class QuickWrite:
         on_done, self.on_done = self.on_done, None
         on_done(None)
 
-    def ack(self, node: NodeId, _payload, error: Exception | None) -> None:
-        """`node`'s answer to its MPUT item (a transport callback)."""
+    def item_answered(self, node: NodeId, value: object, error: Exception | None) -> None:
+        """`node`'s answer to its MPUT item (from the transport)."""
         slow = self.slow
         if error is None:
             if slow is not None:
@@ -187,12 +189,13 @@ class QuickWrite:
         return waiter
 
 
-class QuickRead:
+class QuickRead(ItemWaiter):
     """A GET while every answer is byte-identical to the local copy, a one-sibling set or
     absent (encodings are canonical: equal bytes, equal sets). Then the merge is the local
     copy, nothing is stale, and the value comes straight from its bytes. The first answer that
     differs or fails escalates to a `Read` holding the same answers, which merges, answers
     the client if this has not yet, and repairs: the same result as a `Read` from the start.
+    It waits for its `MGET` items itself (an `ItemWaiter`).
     """
 
     __slots__ = ("coordinator", "key", "token", "plan", "raw", "needed", "on_done", "same",
@@ -219,8 +222,9 @@ class QuickRead:
             return
         on_done(value, None)
 
-    def answer(self, node: NodeId, payload, error: Exception | None) -> None:
-        """`node`'s MGET answer (a transport callback)."""
+    def item_answered(self, node: NodeId, value: object, error: Exception | None) -> None:
+        """`node`'s answer to its MGET item (from the transport; a lone GET's too)."""
+        payload = value
         slow = self.slow
         if slow is not None:
             slow.answer(node, payload, error)
@@ -230,7 +234,7 @@ class QuickRead:
                 self.answer_local()
         elif messages.answered_alone(error):      # too big for a batched answer: ask alone
             self.coordinator._send(node, messages.GET, [self.key, b""],
-                                   partial(self.answer, node))
+                                   partial(self.item_answered, node))
         else:
             self.escalate().answer(node, payload, error)
 

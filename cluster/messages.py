@@ -36,7 +36,7 @@ every frame of one event-loop iteration into one socket write (measured: a messa
                                        [start, end) (streaming a range to a joining node)
     GOSSIP digest                      -> the receiver's digest (membership push-pull)
 
-A batched request's answer (transport.send_item settles one callback per item from it):
+A batched request's answer (transport.send_item settles each item's waiter from it):
 
     batched answer := [statuses, values]
     statuses       := "OK"                  every item succeeded

@@ -8,7 +8,7 @@ iteration leaves in one socket write. Responses are matched by request id.
 
 `send_item()` queues one item of a batched verb (messages.MPUT, MGET): the items a link gets for
 that verb in one event-loop iteration leave as one request (at most MAX_BATCH_ITEMS items or
-MAX_BATCH_BYTES each), and its one answer settles every item's callback. A request per replica
+MAX_BATCH_BYTES each), and its one answer settles every item's `ItemWaiter`. A request per replica
 write cost the coordinator and each replica a frame, a request id, a pending entry and a
 response each: 3-node SET -P 16, summed CPU per request 125-133 -> 96-107 us (A/B).
 
@@ -26,6 +26,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
+from functools import partial
 
 import hiredis
 from mypy_extensions import mypyc_attr
@@ -105,17 +106,17 @@ class PeerTransport:
             link.request(callback, verb, b"%d" % next(self._ids), args, self._deadline(timeout_s))
 
     def send_item(self, node: NodeId, verb: bytes, item: tuple[bytes, ...],
-                  callback: Callback, timeout_s: float | None = None) -> None:
+                  waiter: ItemWaiter, timeout_s: float | None = None) -> None:
         """Queue one item (a tuple of bytes: messages.encode_batch) of the batched `verb` for
-        `node`; `callback(value, error)` runs exactly once, as for `send`: the item's value
-        and None, or None and PeerError with the peer's message when that item failed, or
-        the whole request's failure."""
+        `node`; `waiter.item_answered(node, value, error)` runs exactly once, as a `send`
+        callback does: the item's value and None, or None and PeerError with the peer's
+        message when that item failed, or the whole request's failure."""
         link = self._links.get(node)              # _link(), inlined: twice per replicated GET/SET
         if link is None or node in self.blocked:
-            link = self._link(node, callback)
+            link = self._link(node, partial(waiter.item_answered, node))
             if link is None:
                 return
-        link.request_item(callback, verb, item, timeout_s)
+        link.request_item(waiter, verb, item, timeout_s)
 
     def _link(self, node: NodeId, callback: Callback) -> "_Link | None":
         """The link to `node` (made on first use); None, with `callback` failed soon, while
@@ -156,15 +157,39 @@ class PeerTransport:
 Callback = Callable[[object, Exception | None], None]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)     # tests wait for items of their own
+class ItemWaiter:
+    """Waits for one node's answer to one item of a batched request (`send_item`).
+
+    A native base class, not a callable: a batch's answer settles each item with a C call
+    through the vtable. A callback per item was a `functools.partial` made per item and per
+    peer and called generically (argument parsing) from the settle loop, on every replicated
+    GET and SET. `ItemCallback` adapts a plain callback (the general paths)."""
+
+    def item_answered(self, node: NodeId, value: object, error: Exception | None) -> None:
+        """`node` answered the item: its value and None, or None and the failure."""
+        raise NotImplementedError
+
+
+class ItemCallback(ItemWaiter):
+    """An `ItemWaiter` that calls `callback(value, error)`."""
+
+    def __init__(self, callback: Callback) -> None:
+        self.callback = callback
+
+    def item_answered(self, node: NodeId, value: object, error: Exception | None) -> None:
+        self.callback(value, error)
+
+
 def _fail_soon(callback: Callback, error: Exception) -> None:
     asyncio.get_running_loop().call_soon(_run, callback, None, error)
 
 
-def _settle_batch(callbacks: list[Callback]) -> Callback:
-    """The one callback of a batched request: each item's callback gets its value and status
+def _settle_batch(node: NodeId, waiters: list[ItemWaiter]) -> Callback:
+    """The one callback of a batched request: each item's waiter gets its value and status
     from the answer (messages.py, "batched answer"), or the whole request's failure."""
     def settle(payload, error: Exception | None) -> None:
-        count = len(callbacks)
+        count = len(waiters)
         if error is None:
             try:
                 statuses, values = payload
@@ -177,20 +202,21 @@ def _settle_batch(callbacks: list[Callback]) -> Callback:
             except (TypeError, ValueError):
                 error = PeerError("malformed answer to a batched request")
         if error is not None:
-            for callback in callbacks:
-                _run(callback, None, error)
+            for waiter in waiters:
+                _run_item(waiter, node, None, error)
         elif statuses == messages.OK:
-            for callback, value in zip(callbacks, values):   # _run, inlined: a call per item
+            for i in range(count):                # _run_item, inlined: a call per item
                 try:
-                    callback(value, None)
+                    waiters[i].item_answered(node, values[i], None)
                 except Exception:
                     log.exception("peer call callback failed")
         else:
-            for callback, value, status in zip(callbacks, values, statuses):
+            for i in range(count):
+                status = statuses[i]
                 if status:
-                    _run(callback, None, PeerError(status.decode(errors="replace")))
+                    _run_item(waiters[i], node, None, PeerError(status.decode(errors="replace")))
                 else:
-                    _run(callback, value, None)
+                    _run_item(waiters[i], node, values[i], None)
     return settle
 
 
@@ -202,16 +228,24 @@ def _run(callback: Callback, payload, error: Exception | None) -> None:
         log.exception("peer call callback failed")
 
 
+def _run_item(waiter: ItemWaiter, node: NodeId, value: object, error: Exception | None) -> None:
+    """`_run` for an item's waiter."""
+    try:
+        waiter.item_answered(node, value, error)
+    except Exception:
+        log.exception("peer call callback failed")
+
+
 class _Batch:
-    """The open batch of one verb on a link: its items, their callbacks, the first item's
+    """The open batch of one verb on a link: its items, their waiters, the first item's
     deadline, and the bytes of its items' first two fields (a class, not a list: compiled,
     its fields are typed, so the appends are native)."""
 
-    __slots__ = ("items", "callbacks", "deadline", "size")
+    __slots__ = ("items", "waiters", "deadline", "size")
 
     def __init__(self, deadline: float) -> None:
         self.items: list[tuple[bytes, ...]] = []
-        self.callbacks: list[Callback] = []
+        self.waiters: list[ItemWaiter] = []
         self.deadline = deadline
         self.size = 0
 
@@ -237,22 +271,23 @@ class _Link(asyncio.Protocol):
 
     # --- requests ---------------------------------------------------------------------------
 
-    def _accepts(self, callback: Callback, new_request: bool) -> bool:
-        """Connect if idle; False, with `callback` failed soon, while backing off after a
-        failure, or when a `new_request` would pass MAX_PENDING_PER_PEER."""
+    def _refusal(self, new_request: bool) -> Exception | None:
+        """Connect if idle; the error to fail a request with (soon, never from inside the
+        call) while backing off after a failure, or when a `new_request` would pass
+        MAX_PENDING_PER_PEER; else None."""
         if self._state == "idle":
             if self._owner.clock.monotonic() < self._retry_at:
-                _fail_soon(callback, PeerBackingOff(f"{self.node} unreachable (backing off)"))
-                return False
+                return PeerBackingOff(f"{self.node} unreachable (backing off)")
             self._connect()
         if new_request and len(self._pending) >= MAX_PENDING_PER_PEER:
-            _fail_soon(callback, PeerUnavailable(f"{self.node} overloaded: too many calls pending"))
-            return False
-        return True
+            return PeerUnavailable(f"{self.node} overloaded: too many calls pending")
+        return None
 
     def request(self, callback: Callback, verb: bytes, rid: bytes, args: list,
                 deadline: float) -> None:
-        if not self._accepts(callback, True):
+        refusal = self._refusal(True)
+        if refusal is not None:
+            _fail_soon(callback, refusal)
             return
         self._pending[rid] = (callback, deadline)
         self._queue.append(messages.encode_request(verb, rid, args))
@@ -260,20 +295,21 @@ class _Link(asyncio.Protocol):
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
-    def request_item(self, callback: Callback, verb: bytes, item: tuple[bytes, ...],
+    def request_item(self, waiter: ItemWaiter, verb: bytes, item: tuple[bytes, ...],
                      timeout_s: float | None) -> None:
         batch = self._batches.get(verb)
-        if batch is None:
-            if not self._accepts(callback, True):
+        if batch is None or self._state == "idle":
+            refusal = self._refusal(batch is None)
+            if refusal is not None:
+                self._loop.call_soon(_run_item, waiter, self.node, None, refusal)
                 return
-            # The batch's deadline is its first item's: one clock read per batch, not per item.
-            batch = self._batches[verb] = _Batch(self._owner._deadline(timeout_s))
-        elif self._state == "idle" and not self._accepts(callback, False):
-            return
+            if batch is None:
+                # The batch's deadline is its first item's: one clock read per batch.
+                batch = self._batches[verb] = _Batch(self._owner._deadline(timeout_s))
         batch.items.append(item)
-        batch.callbacks.append(callback)
+        batch.waiters.append(waiter)
         batch.size += len(item[0]) + len(item[1])
-        if (len(batch.callbacks) >= MAX_BATCH_ITEMS or batch.size >= MAX_BATCH_BYTES
+        if (len(batch.waiters) >= MAX_BATCH_ITEMS or batch.size >= MAX_BATCH_BYTES
                 or self._state != "ready"):
             # Full, or no connection yet: seal now, so its items are pending (and time out)
             # like any request while the link connects.
@@ -286,7 +322,7 @@ class _Link(asyncio.Protocol):
         """Turn the open batch of `verb` into one request frame on the queue."""
         batch = self._batches.pop(verb)
         rid = b"%d" % next(self._owner._ids)
-        self._pending[rid] = (_settle_batch(batch.callbacks), batch.deadline)
+        self._pending[rid] = (_settle_batch(self.node, batch.waiters), batch.deadline)
         self._queue.append(messages.encode_batch(verb, rid, batch.items))
 
     def _flush(self) -> None:
@@ -396,8 +432,8 @@ class _Link(asyncio.Protocol):
         for callback, _ in pending.values():
             _run(callback, None, error)
         for batch in batches.values():
-            for callback in batch.callbacks:
-                _run(callback, None, error)
+            for waiter in batch.waiters:
+                _run_item(waiter, self.node, None, error)
 
     def close(self, error: Exception) -> None:
         if self._connector is not None and not self._connector.done():

@@ -114,22 +114,22 @@ class _FakeTransport(PeerTransport):
                 callback(future.result(), None)
         self.call(node, verb, args).add_done_callback(settle)
 
-    def send_item(self, node: str, verb: bytes, item: tuple, callback,
+    def send_item(self, node: str, verb: bytes, item: tuple, waiter,
                   timeout_s: float | None = None) -> None:
         """A batched verb's item as a request of its own (no coalescing here): the real
-        handler's batched answer is unpacked for the callback as PeerTransport does."""
+        handler's batched answer is unpacked for the item's waiter as PeerTransport does."""
         from cluster.transport import PeerError
 
         def settle(future: asyncio.Future) -> None:
             error = future.exception()
             if error is not None:
-                callback(None, error)
+                waiter.item_answered(node, None, error)
                 return
             statuses, values = future.result()
             if statuses != b"OK" and statuses[0]:
-                callback(None, PeerError(statuses[0].decode()))
+                waiter.item_answered(node, None, PeerError(statuses[0].decode()))
             else:
-                callback(values[0] if values is not None else None, None)
+                waiter.item_answered(node, values[0] if values is not None else None, None)
         self.call(node, verb, list(item)).add_done_callback(settle)
 
     def block(self, nodes) -> None:

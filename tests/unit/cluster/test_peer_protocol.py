@@ -10,7 +10,7 @@ import pytest
 from cluster import messages
 from cluster.clock import SystemClock
 from cluster.peer_server import PeerServer
-from cluster.transport import PeerError, PeerTransport
+from cluster.transport import ItemCallback, PeerError, PeerTransport
 from cluster.types import PeerUnavailable
 
 SECRET = "s3cret"
@@ -168,7 +168,8 @@ async def _item_results(transport, node, items, verb=messages.MPUT) -> list:
             futures[i].set_result((payload, error))
     for i, item in enumerate(items):
         futures.append(loop.create_future())
-        transport.send_item(node, verb, item, lambda payload, error, i=i: callback(i, payload, error))
+        transport.send_item(node, verb, item,
+                            ItemCallback(lambda payload, error, i=i: callback(i, payload, error)))
     results = await asyncio.gather(*futures)
     # a second settle of an item would come from the same synchronous pass over the answer
     # (or the failed link) that settled it first, so it has run by the time gather resumes us
