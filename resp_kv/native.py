@@ -40,6 +40,7 @@ NATIVE_MODULES = (
     "resp_kv/resp.py",
     "resp_kv/canonical.py",
     "resp_kv/bulk.py",
+    "resp_kv/started.py",
     "resp_kv/server.py",
     "resp_kv/commands/dispatch.py",
     "resp_kv/commands/spec.py",

@@ -36,7 +36,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from resp_kv.commands import BATCH_FULL, command_table
 from resp_kv.commands.dispatch import Dispatcher
@@ -44,6 +44,7 @@ from resp_kv.commands.spec import Session
 from resp_kv.durability import DurableStore, FlushTick, ReplyHolder
 from resp_kv.resp import ProtocolError, QueryBufferExceeded, make_request_parser
 from resp_kv.resume import resume
+from resp_kv.started import StartedReply
 
 if TYPE_CHECKING:
     from resp_kv.backend import Backend
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
     from resp_kv.server_state import ServerState
 
 __all__ = ["RespProtocol", "RespServer"]
-
-_Future: Final = asyncio.Future      # what Dispatcher.run returns for a command started by callbacks
 
 log = logging.getLogger("resp_kv.server")
 
@@ -162,6 +161,8 @@ class RespProtocol(ReplyHolder, asyncio.Protocol):
         elif len(pending) == 1 and type(pending[0]) is list:
             # One command (every request at -P 1): a plain call, no batch coroutine.
             reply = self._dispatcher.run(pending.popleft())
+            if type(reply) is StartedReply and reply.data is not None:
+                reply = reply.data                # answered inside the call (a quorum of one)
             if type(reply) is bytes and not self.session.closing:
                 self._write_reply(reply)
                 if self._reading_paused:
@@ -173,14 +174,15 @@ class RespProtocol(ReplyHolder, asyncio.Protocol):
 
     # ------------------------------------------------------------------------- execution
     def _one_done(self, reply) -> None:
-        """The other ends of a lone command: started by callbacks (a Future of its encoded
-        reply: a replicated GET or SET, every request of a cluster at -P 1), suspended, or the
-        session is closing."""
-        if type(reply) is _Future and not self.session.closing:
-            # No worker task: the Future's done-callback writes the reply (the worker's
-            # batch machinery was about a tenth of a 3-node coordinator's CPU at -P 1).
+        """The other ends of a lone command: started by callbacks (a StartedReply: a
+        replicated GET or SET, every request of a cluster at -P 1), suspended, or the session
+        is closing."""
+        if type(reply) is StartedReply and not self.session.closing:
+            # No worker task and no future: the reply's `set` calls `started_done` (the
+            # worker's batch machinery was a tenth of a 3-node coordinator's CPU at -P 1, a
+            # future and its done-callback's loop pass another ~3k instructions of a GET).
             self._busy = True
-            reply.add_done_callback(self._one_settled)
+            reply.connection = self
             return
         if type(reply) is not bytes:
             out: list[bytes] = []
@@ -188,25 +190,25 @@ class RespProtocol(ReplyHolder, asyncio.Protocol):
         else:
             self._finish([reply])
 
-    def _one_settled(self, reply: asyncio.Future) -> None:
-        """A lone started command's reply is ready: write it, then run what arrived meanwhile
-        (as the worker would: not while the client is not reading its replies)."""
+    def started_done(self, data: bytes) -> None:
+        """A lone started command's reply is here (StartedReply.set, inside the backend's
+        callback): write it, then run what arrived meanwhile (as the worker would: not while
+        the client is not reading its replies)."""
         self._busy = False
         if self._closed:
             return
         try:
-            data = reply.result()
-        except BaseException:                     # a bug: started replies are always set
-            log.exception("started command failed; closing %s", self.session.address)
+            self._write_reply(data)
+            if self._pending and self._write_paused:  # the worker waits for the client first
+                rest: list[bytes] = []
+                self._hand_over(self._dispatcher.drain(self._pending, rest, self._high_water),
+                                rest)
+            else:
+                self._go_on()
+        except Exception:                         # a bug here must not reach the backend's callback
+            log.exception("started command's reply failed; closing %s", self.session.address)
             self._stop_reading = True
             self._transport.abort()
-            return
-        self._write_reply(data)
-        if self._pending and self._write_paused:  # the worker waits for the client first
-            rest: list[bytes] = []
-            self._hand_over(self._dispatcher.drain(self._pending, rest, self._high_water), rest)
-        else:
-            self._go_on()
 
     def _go_on(self) -> None:
         """After a batch's replies: run what arrived meanwhile, else read again; tell the

@@ -24,6 +24,7 @@ from resp_kv.bulk import encode_bulk
 from resp_kv import reply as reply_module
 from resp_kv.reply import encode, encode_error
 from resp_kv.resume import resume
+from resp_kv.started import StartedReply
 
 if TYPE_CHECKING:
     from resp_kv.config import Config
@@ -41,7 +42,6 @@ NOT_NOW: Final = reply_module.NOT_NOW
 OK: Final = reply_module.OK
 _INTERNAL_ERROR: Final = b"-ERR internal error\r\n"
 _OK: Final = b"+OK\r\n"                   # reply.OK encoded (RESP2 and RESP3 alike)
-_Future: Final = asyncio.Future              # what a `now` handler returns for a started call
 
 
 def _build(families: tuple[tuple[CommandSpec, ...], ...]) -> dict[bytes, CommandSpec]:
@@ -169,11 +169,11 @@ class Dispatcher:
                 except Exception:
                     out.append(self._internal_error(args))
                     continue
-                if reply is NOT_NOW or type(reply) is _Future:
-                    # Suspended (a quorum wait), or started by callbacks (a Future of the
-                    # encoded reply): let it finish concurrently and go on with the pipeline,
-                    # so one connection's commands share peer round trips. Its reply keeps its
-                    # place in `out`; _settle() fills it in before anything is written.
+                if reply is NOT_NOW or type(reply) is StartedReply:
+                    # Suspended (a quorum wait), or started by callbacks (a StartedReply of
+                    # the encoded reply): let it finish concurrently and go on with the
+                    # pipeline, so one connection's commands share peer round trips. Its reply
+                    # keeps its place in `out`; _settle() fills it in before anything is written.
                     out.append(_in_background(PendingReply(self, coro, yielded, args))
                                if reply is NOT_NOW else reply)
                     if type(key_at) is int:     # one key (GET, SET...): no list made
@@ -211,7 +211,7 @@ class Dispatcher:
         finally:
             state.total_commands_processed += processed
 
-    def run(self, args: list[bytes]) -> "bytes | PendingReply | asyncio.Future":
+    def run(self, args: list[bytes]) -> "bytes | PendingReply | StartedReply":
         """Start one command: encoded reply bytes, or a PendingReply if the handler suspended."""
         entry = self._fast.get(args[0])
         session = self.session
@@ -238,7 +238,7 @@ class Dispatcher:
             return encode_bulk(reply)
         if reply is OK:
             return _OK
-        if type(reply) is _Future:               # started by callbacks: awaitable bytes
+        if type(reply) is StartedReply:          # started by callbacks: bytes later
             return reply
         return self._encode(reply, args)
 
@@ -354,9 +354,14 @@ def _in_background(pending: "PendingReply") -> asyncio.Task:
 
 
 async def _settle(out: list) -> None:
-    """Replace every in-flight placeholder of `out` with its encoded reply, in order."""
+    """Replace every in-flight placeholder of `out` with its encoded reply, in order. A
+    StartedReply's future is made only if its reply is not there yet (once the first one of a
+    batch is, the others usually are too)."""
     for i, item in enumerate(out):
-        if type(item) is not bytes:
+        if type(item) is StartedReply:
+            data = item.data
+            out[i] = data if data is not None else await item.wait()
+        elif type(item) is not bytes:
             out[i] = await item
 
 

@@ -8,8 +8,8 @@ excludes the command name. It parses, calls `session.backend`, and returns a rep
 
 A command may also have a `now` handler: `def now(session, argv) -> Reply | NOT_NOW`, with
 `argv` INCLUDING the name, a plain function the dispatcher tries first. It answers when the
-backend can without waiting (a single node), or returns an asyncio Future of the ENCODED reply
-when the backend started the work with callbacks (a replicated GET or SET), or
+backend can without waiting (a single node), or returns a `resp_kv.started.StartedReply` of
+the ENCODED reply when the backend started the work with callbacks (a replicated GET or SET), or
 returns `NOT_NOW`, and then the async handler runs. Only the hottest commands have one (GET,
 SET): it saves the coroutine layers and, in a cluster, the task per command.
 """

@@ -30,6 +30,7 @@ from resp_kv.commands.spec import CommandSpec, Session, started_error
 from resp_kv.errors import CommandError, NotAFloat, NotAnInteger, SyntaxErr, WrongArity
 from resp_kv import reply as reply_module
 from resp_kv.bulk import encode_bulk
+from resp_kv.started import StartedReply
 
 __all__ = ["SPECS", "now_ms"]
 
@@ -67,20 +68,18 @@ def get_now(session: Session, argv: list[bytes]) -> object:
     reply = backend.get_value_now(key)
     if reply is not NOT_NOW:
         return reply
-    # A replicated read, answered from callbacks: a Future of the encoded reply (spec.py).
-    future = (session.loop or asyncio.get_running_loop()).create_future()
+    # A replicated read, answered from callbacks: the encoded reply, later (spec.py).
+    started = StartedReply(session.loop or asyncio.get_running_loop())
     nil = b"$-1\r\n" if session.protocol == 2 else b"_\r\n"
 
     def on_done(value: bytes | None, error: Exception | None) -> None:
-        if future.done():                   # cancelled: the client went away
-            return
         if error is not None:
-            future.set_result(started_error(session, error))
+            started.set(started_error(session, error))
         elif value is None:
-            future.set_result(nil)
+            started.set(nil)
         else:
-            future.set_result(encode_bulk(value))
-    return future if backend.get_started(key, on_done) else NOT_NOW
+            started.set(encode_bulk(value))
+    return started if backend.get_started(key, on_done) else NOT_NOW
 
 
 def set_now(session: Session, argv: list[bytes]) -> object:
@@ -89,12 +88,11 @@ def set_now(session: Session, argv: list[bytes]) -> object:
     backend, key, value = session.backend, argv[1], argv[2]
     if backend.put_now(key, value):
         return OK
-    future = (session.loop or asyncio.get_running_loop()).create_future()
+    started = StartedReply(session.loop or asyncio.get_running_loop())
 
     def on_done(error: Exception | None) -> None:
-        if not future.done():               # cancelled: the client went away
-            future.set_result(_OK_BYTES if error is None else started_error(session, error))
-    return future if backend.put_started(key, value, on_done) else NOT_NOW
+        started.set(_OK_BYTES if error is None else started_error(session, error))
+    return started if backend.put_started(key, value, on_done) else NOT_NOW
 
 
 async def get(session: Session, args: list[bytes]) -> object:

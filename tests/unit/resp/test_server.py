@@ -358,7 +358,7 @@ def test_server_requirepass_gate_in_a_pipeline():
 
 def test_server_lone_started_command_answers_then_runs_what_arrived_meanwhile():
     """A lone GET/SET the backend starts by callbacks (a cluster at -P 1) is answered from its
-    Future's callback; commands that arrive before it is done wait their turn, in order."""
+    StartedReply (a direct call); commands that arrive before it is done wait their turn, in order."""
     async def test(server, backend, connect):
         reader, writer = await connect()
         gate = asyncio.Event()
