@@ -224,11 +224,10 @@ class QuickRead(ItemWaiter):
 
     def item_answered(self, node: NodeId, value: object, error: Exception | None) -> None:
         """`node`'s answer to its MGET item (from the transport; a lone GET's too)."""
-        payload = value
         slow = self.slow
         if slow is not None:
-            slow.answer(node, payload, error)
-        elif error is None and payload == self.raw:
+            slow.answer(node, value, error)
+        elif error is None and value == self.raw:
             self.same.append(node)
             if self.on_done is not None and len(self.same) >= self.needed:
                 self.answer_local()
@@ -236,7 +235,7 @@ class QuickRead(ItemWaiter):
             self.coordinator._send(node, messages.GET, [self.key, b""],
                                    partial(self.item_answered, node))
         else:
-            self.escalate().answer(node, payload, error)
+            self.escalate().answer(node, value, error)
 
     def escalate(self) -> "Read":
         """The general read, fed the answers so far; it answers the client if this has not."""
