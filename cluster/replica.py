@@ -16,7 +16,7 @@ as an expired key does in Redis until it is reclaimed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Final
 
 import mmh3
