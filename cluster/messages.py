@@ -52,7 +52,7 @@ import hashlib
 import hmac
 from typing import Final
 
-from resp_kv.reply import BULK_HEADS, BULK_HEADS_MAX
+from resp_kv.reply import BULK_HEADS, BULK_HEADS_MAX, encode_bulk
 
 # Final: compiled, a C global of this module; plain, every use elsewhere was a module getattr
 HELLO: Final = b"HELLO"
@@ -95,8 +95,8 @@ def answered_alone(error: Exception | None) -> bool:
 
 def encode_value(value) -> bytes:
     """Encode bytes | str | int | None | list as RESP2 (ints as integers, str as bulk)."""
-    if isinstance(value, bytes):        # the common case: compiled, one build of the parts
-        return b"$%d\r\n%b\r\n" % (len(value), value)
+    if isinstance(value, bytes):        # the common case
+        return encode_bulk(value)
     if isinstance(value, (bytearray, memoryview)):
         return b"$%d\r\n%s\r\n" % (len(value), value)
     if value is None:
@@ -111,13 +111,11 @@ def encode_value(value) -> bytes:
         return b"$%d\r\n%s\r\n" % (len(raw), raw)
     if isinstance(value, (list, tuple)):
         # a loop, not join(map(encode_value, ...)): an MGET answer's values are bytes or None,
-        # each one format operation here instead of a generic call
+        # each a native call here instead of a generic one
         parts = [b"*%d\r\n" % len(value)]
         for item in value:
-            if type(item) is bytes and len(item) < _BULK_HEADS_MAX:
-                parts.append(b"%b%b\r\n" % (_BULK_HEADS[len(item)], item))
-            elif type(item) is bytes:
-                parts.append(b"$%d\r\n%b\r\n" % (len(item), item))
+            if type(item) is bytes:
+                parts.append(encode_bulk(item))
             elif item is None:
                 parts.append(b"$-1\r\n")
             else:

@@ -374,6 +374,13 @@ def test_a_batched_replica_write_fails_only_its_bad_triples() -> None:
         # MGET answers each pair: the stored set, nil for a key it does not have
         assert await net.deliver("a", "b", messages.MGET, [b"g0", b"", b"nope", b""]) == \
             [messages.OK, [good[0], None]]
+        # items that are not bulk strings (a broken peer: integers, arrays) fail alone too
+        odd = [7, good[0], b"", b"g1", good[1], b"", [b"k"], good[0], b""]
+        statuses, _ = await net.deliver("a", "b", messages.MPUT, odd)
+        assert statuses[0] and statuses[1] == b"" and statuses[2]
+        statuses, values = await net.deliver("a", "b", messages.MGET, [7, b"", b"g1", b""])
+        assert statuses[0] and statuses[1] == b"" and values == [None, good[1]]
+        assert local_value(nodes["b"], b"g1") == b"v1"
     run(scenario())
 
 
