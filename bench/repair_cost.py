@@ -102,8 +102,9 @@ class BenchNode:
             token = key_token(key)
             raw = versioning.encode_siblings(
                 [Sibling(("loader@1", 1), {}, key.ljust(VALUE_BYTES, b"v"), 1_000)])
-            put(data_key(token, key), raw)
-            on_write(key, token, None, raw)
+            store_key = data_key(token, key)
+            put(store_key, raw)
+            on_write(key, store_key, None, raw)
         self.store.engine.wal_flush()
 
     def diverge(self, keys: list[bytes], round_no: int) -> int:

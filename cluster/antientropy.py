@@ -57,7 +57,8 @@ from cluster.gcgate import GcGate
 from cluster.local_store import LocalStore
 from cluster.merkle_keeper import CLEAN_KEY, LEAVES_KEY, MerkleKeeper
 from cluster.merkle import SEGMENTS, TOKEN_LIMIT, MerkleTree, Range
-from cluster.replica import DATA_PREFIX, Replica, WriteListener, data_key
+from cluster.replica import (DATA_PREFIX, Replica, WriteListener, data_key,
+                             token_of_data_key)
 from cluster.types import NodeId, key_token
 
 log = logging.getLogger("cluster.antientropy")
@@ -251,16 +252,17 @@ class AntiEntropy(WriteListener):
     def _set_ready(self) -> None:
         self.keeper.set_ready()
 
-    def on_write(self, key: bytes, token: int, old: bytes | None, new: bytes | None) -> None:
+    def on_write(self, key: bytes, store_key: bytes, old: bytes | None,
+                 new: bytes | None) -> None:
         """Replica write listener: the tree update, plus the GC gate's dead-arrival mark."""
-        self.keeper.on_write(key, token, old, new)
+        self.keeper.on_write(key, store_key, old, new)
         if new is None or encoded.lives_on_encoded(new):
             return                                # nothing dead arrived
         ring = self._ring()                       # _has_peers(), inlined: every local write
         if ring is not None and len(ring) > 1:
             now = self.clock.wall_ms()
             if encoded.is_dead_encoded(new, now):
-                self.gate.note_dead_arrival(token, now)
+                self.gate.note_dead_arrival(token_of_data_key(store_key), now)
 
     # --- GC gate ---------------------------------------------------------------------------
 
@@ -307,12 +309,13 @@ class AntiEntropy(WriteListener):
         if not (versioning.is_dead(siblings, self.clock.wall_ms())
                 and self._collectable(token, siblings, lacking)):
             return False
-        self.store.delete(data_key(token, key))
+        store_key = data_key(token, key)
+        self.store.delete(store_key)
         if any(s.value is not None for s in siblings):     # an expired value still counted
             self.replica.local_keys -= 1
             self.replica.local_expires -= 1
         for listener in self.replica.listeners:
-            listener.on_write(key, token, raw, None)
+            listener.on_write(key, store_key, raw, None)
         self.tombstones_purged += 1
         return True
 

@@ -150,6 +150,12 @@ class MerkleTree:
 
     def update(self, token: int, key: bytes, old: bytes | None, new: bytes | None) -> None:
         """Record that `key`'s stored set changed from `old` to `new` (None = absent)."""
+        self.update_segment(token >> _SEGMENT_SHIFT, key, old, new)
+
+    def update_segment(self, segment: int, key: bytes, old: bytes | None,
+                       new: bytes | None) -> None:
+        """`update` of a key in `segment` (`segment_of(token)`; the write listener reads it
+        from the store key's bytes, where shifting a token past 2**62 is a big-int op)."""
         if old is None:
             value = 0
             self.count += 1
@@ -160,7 +166,7 @@ class MerkleTree:
         else:
             self.count -= 1
         if value:
-            self.toggle(token >> _SEGMENT_SHIFT, value)     # compiled: a direct C call
+            self.toggle(segment, value)                     # compiled: a direct C call
 
     def set_leaf(self, segment: int, value: int) -> None:
         """Replace one leaf (after rescanning its segment)."""

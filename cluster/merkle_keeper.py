@@ -33,7 +33,7 @@ from collections.abc import Callable
 from cluster import merkle
 from cluster.merkle import MerkleTree, Range
 from cluster.local_store import LocalStore
-from cluster.replica import DATA_END, DATA_PREFIX, Replica, data_key
+from cluster.replica import DATA_END, DATA_PREFIX, Replica, segment_of_data_key
 
 log = logging.getLogger("cluster.merkle_keeper")
 
@@ -128,11 +128,12 @@ class MerkleKeeper:
 
     # --- writes and compaction ----------------------------------------------------------------
 
-    def on_write(self, key: bytes, token: int, old: bytes | None, new: bytes | None) -> None:
-        """Replica write listener: O(depth) tree update."""
-        if self.state != "ready" and data_key(token, key) >= self._build_cursor:
+    def on_write(self, key: bytes, store_key: bytes, old: bytes | None,
+                 new: bytes | None) -> None:
+        """Replica write listener: one leaf toggled."""
+        if self.state != "ready" and store_key >= self._build_cursor:
             return                                # the rebuild scan will see the new value
-        self.tree.update(token, key, old, new)
+        self.tree.update_segment(segment_of_data_key(store_key), key, old, new)
         if self._saved:                           # a write after the save: the save is stale
             self.store.delete(CLEAN_KEY)
             self._saved = False

@@ -8,7 +8,7 @@ into what it has and stores the result. Key space (docs/contracts.md):
 Storing data in token order makes a ring range, a SCAN page and a handoff stream one `scan()`.
 
 Invariant: every local change to a data key goes through `apply()` / `delete_all()`, which call
-each write listener's `on_write(key, token, old_encoded | None, new_encoded | None)` (the seam
+each write listener's `on_write(key, store_key, old_encoded | None, new_encoded | None)` (the seam
 the Merkle trees hang on). `local_keys` counts data keys with at least one non-tombstone sibling and
 `local_expires` those of them with an expiry; an expired but not yet collected key still counts,
 as an expired key does in Redis until it is reclaimed.
@@ -46,8 +46,12 @@ class WriteListener:
     (~350 instructions) on every write of every replica. Interpreted subclasses are allowed
     (their override is called as a Python method)."""
 
-    def on_write(self, key: bytes, token: int, old: bytes | None, new: bytes | None) -> None:
-        """`key` (of `token`) changed from the encoded set `old` to `new` (None: absent)."""
+    def on_write(self, key: bytes, store_key: bytes, old: bytes | None,
+                 new: bytes | None) -> None:
+        """`key` (stored under `store_key`: its token and segment are in its bytes,
+        `token_of_data_key`, `segment_of_data_key`) changed from the encoded set `old` to `new`
+        (None: absent). The store key, not the token: every writer has it, where a token was
+        one more u64 to box on a replica write, and one more to shift for the segment."""
         raise NotImplementedError
 
 
@@ -61,6 +65,12 @@ def data_key_of(key: bytes) -> bytes:
     half of the mmh3 x64 128 digest, so its big-endian bytes are the digest's first 8 bytes
     reversed (the digest is little-endian). Hot: every single-node GET."""
     return b"d" + _hash_bytes(key)[7::-1] + key
+
+
+def segment_of_data_key(store_key: bytes) -> int:
+    """`merkle.segment_of(token_of_data_key(store_key))`: the token's top 16 bits, the key's
+    bytes 1-2 (loads, compiled; no int past 2**62 made and shifted)."""
+    return store_key[1] << 8 | store_key[2]
 
 
 def split_data_key(store_key: bytes) -> tuple[int, bytes]:
@@ -180,7 +190,7 @@ class Replica:
         fast = encoded.replaces_encoded(old_raw, raw)
         if fast is not None:                      # the incoming sibling supersedes: bytes only
             old_flags, old_expire_ms, new_flags, new_expire_ms = fast
-            self.store_overwrite(key, None, store_key, old_raw, raw, old_flags, old_expire_ms,
+            self.store_overwrite(key, store_key, old_raw, raw, old_flags, old_expire_ms,
                                  new_flags == 0, new_expire_ms)
             return
         incoming = versioning.decode_siblings(raw)
@@ -214,17 +224,16 @@ class Replica:
                 self._track_death(store_key, merged)
         if self.listeners:
             for listener in self.listeners:
-                listener.on_write(key, token, old_raw, new_raw)
+                listener.on_write(key, store_key, old_raw, new_raw)
         return new_raw
 
-    def store_overwrite(self, key: bytes, token: int | None, store_key: bytes,
+    def store_overwrite(self, key: bytes, store_key: bytes,
                         old_raw: bytes | None, new_raw: bytes, old_flags: int, old_expire_ms: int,
                         new_live: bool, new_expire_ms: int) -> None:
         """`store_merged` for a one-sibling set replacing at most one sibling, described by
         fields (`encoded.overwrite_encoded`: old flags -1 = absent, 0 = value, else a
         tombstone) so the single-node SET path never builds Sibling objects. Same effects:
-        the store write, `local_keys`/`local_expires`, expiry tracking, the listeners. A token
-        of None is read from `store_key`, only if a listener needs it (none on a single node)."""
+        the store write, `local_keys`/`local_expires`, expiry tracking, the listeners."""
         self.store.put(store_key, new_raw)
         old_live = old_flags == 0
         if old_live != new_live or (old_live and bool(old_expire_ms) != bool(new_expire_ms)):
@@ -242,10 +251,8 @@ class Replica:
                 self._deaths[store_key] = new_expire_ms
                 self._death_order.add((new_expire_ms, store_key))
         if self.listeners:
-            if token is None:
-                token = token_of_data_key(store_key)
             for listener in self.listeners:
-                listener.on_write(key, token, old_raw, new_raw)
+                listener.on_write(key, store_key, old_raw, new_raw)
 
     async def apply_put(self, key: bytes, token: int, incoming: list[Sibling]) -> list[Sibling]:
         """`apply()`, then wait until the write is as durable as the fsync policy promises."""
@@ -318,9 +325,9 @@ class Replica:
         doomed = list(self.store.scan(DATA_PREFIX, DATA_END))
         for store_key, raw in doomed:
             self.store.delete(store_key)
-            token, key = split_data_key(store_key)
+            key = store_key[9:]
             for listener in self.listeners:
-                listener.on_write(key, token, raw, None)
+                listener.on_write(key, store_key, raw, None)
         self.local_keys = self.local_expires = 0
         self._deaths.clear()
         self._death_order.clear()

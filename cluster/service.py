@@ -238,8 +238,8 @@ class Cluster:
             return self.local_write(key, token, value, expire_at_ms, None, _decode(old_raw),
                                     old_raw)
         new_raw, old_flags, old_expire_ms = done
-        self.replica.store_overwrite(key, token, store_key, old_raw, new_raw, old_flags,
-                                     old_expire_ms, value is not None, expire_at_ms)
+        self.replica.store_overwrite(key, store_key, old_raw, new_raw, old_flags, old_expire_ms,
+                                     value is not None, expire_at_ms)
         return new_raw
 
     async def put_many(self, items: list[tuple[bytes, bytes]]) -> None:
@@ -361,7 +361,7 @@ class Cluster:
     # --- seams --------------------------------------------------------------------------------
 
     def add_write_listener(self, listener: WriteListener) -> None:
-        """Call `listener.on_write(key, token, old_encoded | None, new_encoded | None)` on every
+        """Call `listener.on_write(key, store_key, old_encoded | None, new_encoded | None)` on every
         local change to a data key (Merkle trees hang here)."""
         self.replica.listeners.append(listener)
 

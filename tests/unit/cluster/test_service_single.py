@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cluster import versioning
-from cluster.replica import data_key, data_key_of
+from cluster.merkle import segment_of
+from cluster.replica import data_key, data_key_of, segment_of_data_key, token_of_data_key
 from cluster.service import Cluster
 from cluster.types import Outcome, Write, key_token
 from resp_kv.reply import NOT_NOW
@@ -55,6 +56,14 @@ def test_single_node_put_get_roundtrip_and_overwrite() -> None:
 @settings(max_examples=300, deadline=None)
 def test_data_key_of_equals_data_key_of_the_token(key: bytes) -> None:
     assert data_key_of(key) == data_key(key_token(key), key)
+
+
+@given(st.integers(0, 2**64 - 1), st.binary(max_size=16))
+@settings(max_examples=300, deadline=None)
+def test_a_data_keys_segment_is_its_tokens(token: int, key: bytes) -> None:
+    store_key = data_key(token, key)
+    assert token_of_data_key(store_key) == token
+    assert segment_of_data_key(store_key) == segment_of(token)
 
 
 def test_single_node_value_now_answers_as_get_current() -> None:
