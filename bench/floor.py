@@ -1,62 +1,57 @@
 #!/usr/bin/env python3
-"""The floor: the least CPU a replicated Python path can cost, rebuilt here, with resp-kv's real
-storage layers added on top one at a time, each measured beside redis-server in the same run.
+"""The floor: the least CPU a replicated Python path can cost, with resp-kv's real storage layers
+added on top one rung at a time, each measured beside redis-server in the same run.
 
 Why: the issue's 3-node target (N=3 W=2 R=2; redis-server AOF everysec CPU per request over the
-cluster's, summed over its three processes: >= 0.3 at redis-benchmark -P 16, >= 0.4 at -P 1)
-was set against a reference path: "a node forwarding each SET to two peers, answering after one
-ack costs about 3.7 µs per SET and 4.0 µs per R=2 GET at -P 16, summed over the nodes;
-forwarding each operation as its own message instead of coalescing all operations of one
-event-loop iteration into one message per peer costs 2.7x the CPU". Our cluster costs ~20 µs
-per SET. This file rebuilds that path (no resp_kv networking code) so each rung shows what one
-layer costs above the floor. Not a server to use: no timeouts, reconnects, handoff or repair.
+cluster's, summed over its processes: >= 0.3 at redis-benchmark -P 16, >= 0.4 at -P 1) rests on
+a reference: "a node forwarding each SET to two peers, answering after one ack costs about 3.7 µs
+per SET and 4.0 µs per R=2 GET at -P 16, summed over the nodes" (2.7x that with one message per
+operation instead of one per peer per loop iteration). Our cluster costs ~20 µs per SET. This
+rebuilds that path without resp_kv's networking code. Not a server: no timeouts, reconnects, hints.
 
 The node (this file, re-executed as `floor.py node ...`; asyncio + uvloop + hiredis.Reader):
 
-    client port   SET key value | GET key | PING | CONFIG GET * (-> *0) | DBSIZE (for --check)
-                  replies of one data_received joined into one write, in order
-    node 0        SET: apply locally, ship to both peers, answer after the first peer's ack (W=2)
-                  GET: read locally, ask both peers, answer the local value after the first
-                  peer's answer (R=2; no merge)
-    peer link     all operations of one loop iteration in ONE message per peer (one
-                  call_soon'd flush); answers matched to waiting clients by a per-peer FIFO
-    peers 1, 2    apply every item of a batch, answer with one write per received batch
+    clients    SET GET PING, CONFIG GET (-> *0), DBSIZE (--check), else an error; the replies to
+               one data_received in one write, in order per connection
+    node 0     SET: apply, send to both peers, reply after the first peer's ack (W=2); GET: read,
+               ask both peers, reply with the local value after the first answer (R=2, no merge)
+    peer link  every operation of one loop iteration in ONE message per peer (the first queues a
+               call_soon'd flush); a per-peer FIFO of sent messages matches the answers, and a
+               message's first answer releases every client batch in it (the operations of one
+               data_received always travel in one message)
+    peers      apply every item; answer all the messages of one data_received in one write
 
-    batch   := "*" K CRLF item{K}                       (node 0 -> peer; RESP arrays)
-    item    := "*3" CRLF "$1" CRLF "S" CRLF bulk(key) bulk(payload) | "*2" CRLF "$1" CRLF "G" CRLF bulk(key)
-    answers := "*" K CRLF ("+OK" CRLF | bulk(stored) | "$-1" CRLF){K}   (one per batch, in order)
+    message := "*" K CRLF item{K}            item := "*3" CRLF "$1" CRLF "S" CRLF key payload
+    answers := "*" K CRLF answer{K}                 | "*2" CRLF "$1" CRLF "G" CRLF key
+    answer  := "+OK" CRLF | stored | "$-1" CRLF     (key, payload, stored: RESP bulk strings)
 
-The rungs (`--layer`), each on every node's apply path, reads through the same store:
+The rungs (`--layer`), each on every node's writes (and reads through the same store):
 
     dict     a Python dict
-    engine   resp-kv's LSM engine (WAL, memtable, SSTables) behind DurableStore with fsync
-             everysec, as resp_kv/node.py opens it: the WAL written once per loop iteration
-             (node 0: in the peer flush, before the batch leaves; peers: before their answer),
-             fdatasync once a second in a thread (run_everysec); raw key -> value
-    dvv      engine + dotted version vectors as the coordinator's SET does them
-             (Cluster.blind_write): data_key_of(key), the old set read, encoded.overwrite_encoded
-             minting the new one-sibling set; peers store it after encoded.replaces_encoded
-             against their copy (Replica.apply_encoded_at; a merge through versioning if it
-             cannot tell, which one writer never needs); GET decodes with value_of_encoded
+    engine   the LSM engine (WAL, memtable, SSTables) behind DurableStore, fsync everysec, as
+             resp_kv/node.py opens it: the WAL written once per loop iteration (node 0 in its
+             peer flush, peers before they answer), fdatasync once a second in a thread
+    dvv      engine + dotted version vectors as Cluster.blind_write makes them: the old set read
+             at data_key_of(key), encoded.overwrite_encoded minting the new one; peers store it
+             after encoded.replaces_encoded against their copy (Replica.apply_encoded_at); GET
+             answers encoded.value_of_encoded
     merkle   dvv + MerkleTree().update(key_token(key), key, old, new) per write on every node
 
-Not included, so above the floor in the real cluster even on the dvv/merkle rungs: Replica's
-key counts and expiry tracking and its listener dispatch (MerkleKeeper, GC gate), the engine's
-compaction filter, the command dispatcher, request ids, timeouts, hints and read repair.
+Still above the top rung in the real cluster: the replica's key counts, expiry tracking and
+listener dispatch, the command dispatcher, request ids, timeouts, hints, the merge of R answers.
 
-Method (parent process): a redis-server (AOF everysec, bench/run.py's start_redis) and one
-3-process floor cluster per layer, all on loopback; every server is preloaded with SETs (-P 16)
-so GETs hit; then for --rounds rounds, for each mode, every server in turn (the order rotated
-each round, so drifting machine load hits all alike) runs `redis-benchmark -t TEST -c 50 -d 100
--r 100000 -P DEPTH -n N` (run.py's redis_benchmark). CPU per request = utime+stime delta from
-/proc/PID/stat (all threads) over N, summed over the three processes. Reported: medians over the
-rounds, as µs per request and as the ratio redis-aof / layer, and the split node 0 vs peers.
-Numbers from it belong in bench/README.md, with the date and the load average it prints.
+Method: redis-server (AOF everysec; bench/run.py's start_redis) and one 3-process cluster per
+layer on loopback, each preloaded with SETs (-P 16) so GETs hit; then --rounds rounds of: per
+mode, every server in turn (the order rotated per round), `redis-benchmark -c 50 -d 100
+-r 100000 -P DEPTH -n N` (run.py's redis_benchmark), CPU from /proc/PID/stat (all threads)
+around it. Reported: medians over the rounds of µs per request (a cluster's three processes
+summed), the ratio redis-aof / layer, and each layer's split by process. Numbers from it belong
+in bench/README.md, with the date and the load average it prints.
 
 Usage: .venv/bin/python bench/floor.py [--layers dict,engine,dvv,merkle] [--rounds 3]
-           [--modes set:16,get:16,set:1,get:1[:N each]] [-n N] [--preload 300000] [--check]
-       --check: a redis-py SET/GET round trip per layer, each peer's copy and key count verified
-       (before the rounds, and key counts again after them); with --rounds 0 it only checks.
+           [--modes set:16:N,get:16:N,set:1:N,get:1:N] [-n N] [--preload 300000] [--check]
+       --check: a redis-py SET/GET round trip through each layer's node 0, values and key count
+       then verified on both peers (with --rounds 0, nothing else runs).
 """
 
 from __future__ import annotations
@@ -72,13 +67,31 @@ import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import hiredis
+import redis
+import uvloop
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+
+import run as bench  # noqa: E402
+
+from cluster.clock import SystemClock  # noqa: E402
+from cluster.encoded import overwrite_encoded, replaces_encoded, value_of_encoded  # noqa: E402
+from cluster.keytoken import key_token  # noqa: E402
+from cluster.merkle import MerkleTree  # noqa: E402
+from cluster.replica import data_key_of  # noqa: E402
+from resp_kv.config import StorageConfig  # noqa: E402
+from resp_kv.durability import DurableStore  # noqa: E402
+from resp_kv.node import GC_THRESHOLDS  # noqa: E402
+from resp_kv.storage.engine import LSMStore  # noqa: E402
+from tests.helpers.ports import free_ports  # noqa: E402
+from tests.helpers.wait import wait_until  # noqa: E402
 
 HOST = "127.0.0.1"
 LAYERS = ("dict", "engine", "dvv", "merkle")
@@ -90,25 +103,25 @@ UNKNOWN = b"-ERR unknown command\r\n"
 
 # -- storage rungs (node processes) --------------------------------------------------------------
 class DictLayer:
-    """The floor's store. `put`/`get` are node 0's (client-visible value); `apply`/`read` a
-    peer's (payload as shipped, bytes as stored). Event-loop thread only, like every layer."""
+    """The floor's store. `put`/`get` are node 0's (`put` returns what the peers get, `get` the
+    client's value); `apply`/`read` a peer's (the payload as shipped; the bytes as stored).
+    Event-loop thread only, like every layer."""
+
+    _put: Callable[[bytes, bytes], None]
+    _get: Callable[[bytes], bytes | None]
 
     def __init__(self, data_dir: Path, port: int) -> None:
         self.data: dict[bytes, bytes] = {}
+        self._put, self._get = self.data.__setitem__, self.data.get
 
     def put(self, key: bytes, value: bytes) -> bytes:
-        """Write locally; return the payload the peers get."""
-        self.data[key] = value
+        self._put(key, value)
         return value
 
-    def apply(self, key: bytes, payload: bytes) -> None:
-        self.data[key] = payload
-
     def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
+        return self._get(key)
 
-    def read(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
+    apply, read = put, get
 
     def barrier(self) -> None:
         """Make this iteration's writes as durable as the layer promises (before any reply)."""
@@ -124,27 +137,13 @@ class DictLayer:
 
 
 class EngineLayer(DictLayer):
-    """LSMStore + DurableStore("everysec"), opened as resp_kv/node.py opens them."""
+    """LSMStore + DurableStore("everysec"), opened as resp_kv/node.py opens them (without the
+    cluster's compaction filter, which only matters to compactions)."""
 
     def __init__(self, data_dir: Path, port: int) -> None:
-        from resp_kv.config import StorageConfig
-        from resp_kv.durability import DurableStore
-        from resp_kv.storage.engine import LSMStore
         config = StorageConfig(data_dir=data_dir, fsync="everysec")
         self.store = DurableStore(LSMStore.open(data_dir / "lsm", config), "everysec")
-
-    def put(self, key: bytes, value: bytes) -> bytes:
-        self.store.put(key, value)
-        return value
-
-    def apply(self, key: bytes, payload: bytes) -> None:
-        self.store.put(key, payload)
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.store.get(key)
-
-    def read(self, key: bytes) -> bytes | None:
-        return self.store.get(key)
+        self._put, self._get = self.store.put, self.store.get
 
     def barrier(self) -> None:
         self.store.barrier()                # everysec: the WAL write; returns None
@@ -162,49 +161,43 @@ class EngineLayer(DictLayer):
 class DvvLayer(EngineLayer):
     """EngineLayer storing encoded sibling sets under data keys (see the module docstring)."""
 
+    tree: MerkleTree | None = None          # MerkleLayer's
+
     def __init__(self, data_dir: Path, port: int) -> None:
         super().__init__(data_dir, port)
-        from cluster import encoded, versioning
-        from cluster.clock import SystemClock
-        from cluster.replica import data_key_of
         self.actor = f"{HOST}-{port}@{os.urandom(4).hex()}"    # as Cluster.actor: node@incarnation
         self.wall_ms = SystemClock().wall_ms
-        self.data_key_of, self.versioning = data_key_of, versioning
-        self.overwrite, self.replaces = encoded.overwrite_encoded, encoded.replaces_encoded
-        self.value_of = encoded.value_of_encoded
-        self.tree = None                    # MerkleLayer's
 
     def put(self, key: bytes, value: bytes) -> bytes:
-        store_key = self.data_key_of(key)
+        store_key = data_key_of(key)
         old = self.store.get(store_key, False)      # no row cache fill: replaced below
-        done = self.overwrite(old, self.actor, value, self.wall_ms())
+        done = overwrite_encoded(old, self.actor, value, self.wall_ms())
         if done is None:
-            raise RuntimeError("siblings: the floor has one writer and never makes any")
+            raise RuntimeError("siblings: the floor has one writer and makes none")
         new = done[0]
         self.store.put(store_key, new)
         if self.tree is not None:
-            self.tree.update(self.key_token(key), key, old, new)
+            self.tree.update(key_token(key), key, old, new)
         return new
 
-    def apply(self, key: bytes, payload: bytes) -> None:
-        store_key = self.data_key_of(key)
+    def apply(self, key: bytes, payload: bytes) -> bytes:
+        store_key = data_key_of(key)
         old = self.store.get(store_key, False)
         if old == payload:
-            return
-        if self.replaces(old, payload) is None:     # cannot tell at once: Replica's merge path
-            v = self.versioning
-            local = v.decode_siblings(old) if old is not None else []
-            payload = v.encode_siblings(v.sync(local, v.decode_siblings(payload)))
+            return payload
+        if replaces_encoded(old, payload) is None:  # Replica would decode and merge: never
+            raise RuntimeError("a concurrent write: the floor has one writer and makes none")
         self.store.put(store_key, payload)
         if self.tree is not None:
-            self.tree.update(self.key_token(key), key, old, payload)
+            self.tree.update(key_token(key), key, old, payload)
+        return payload
 
     def get(self, key: bytes) -> bytes | None:
-        raw = self.store.get(self.data_key_of(key))
-        return self.value_of(raw, self.wall_ms) if raw is not None else None
+        raw = self.store.get(data_key_of(key))
+        return value_of_encoded(raw, self.wall_ms) if raw is not None else None
 
     def read(self, key: bytes) -> bytes | None:
-        return self.store.get(self.data_key_of(key))
+        return self.store.get(data_key_of(key))
 
     def count(self) -> int:
         return sum(1 for _ in self.store.scan(b"d", b"e"))
@@ -215,9 +208,7 @@ class MerkleLayer(DvvLayer):
 
     def __init__(self, data_dir: Path, port: int) -> None:
         super().__init__(data_dir, port)
-        from cluster.keytoken import key_token
-        from cluster.merkle import MerkleTree
-        self.tree, self.key_token = MerkleTree(), key_token
+        self.tree = MerkleTree()
 
 
 LAYER_CLASSES = {"dict": DictLayer, "engine": EngineLayer, "dvv": DvvLayer, "merkle": MerkleLayer}
@@ -225,12 +216,23 @@ LAYER_CLASSES = {"dict": DictLayer, "engine": EngineLayer, "dvv": DvvLayer, "mer
 
 # -- the node ------------------------------------------------------------------------------------
 class Batch:
-    """The replies to one client data_received; written when none is missing."""
+    """The replies to one client data_received, written once `acked` (and every batch before it
+    on the connection is). Every replicated op of a data_received goes out in the same peer
+    message, so one ack per batch is one ack per op."""
 
-    __slots__ = ("conn", "replies", "missing")
+    __slots__ = ("conn", "replies", "acked")
 
-    def __init__(self, conn: ClientProtocol, replies: list) -> None:
-        self.conn, self.replies, self.missing = conn, replies, 0
+    def __init__(self, conn: ClientProtocol, replies: list[bytes]) -> None:
+        self.conn, self.replies, self.acked = conn, replies, True
+
+
+class Message:
+    """One flush's items as sent to every peer; the first peer to answer acks all its batches."""
+
+    __slots__ = ("batches", "answered")
+
+    def __init__(self, batches: list[Batch]) -> None:
+        self.batches, self.answered = batches, False
 
 
 class Fanout:
@@ -240,101 +242,101 @@ class Fanout:
         self.layer = layer
         self.links: list[PeerLink] = []
         self.items: list[bytes] = []
-        self.entries: list[tuple] = []      # (batch, index, reply) per item, in item order
+        self.batches: list[Batch] = []      # waiting for this iteration's message
 
     def flush(self) -> None:
-        """Once per loop iteration that queued items (call_soon'd by the first of them)."""
-        items, entries = self.items, self.entries
-        self.items, self.entries = [], []
+        """Once per loop iteration that queued items (call_soon'd by the first batch)."""
+        message = Message(self.batches)
+        data = b"*%d\r\n%s" % (len(self.items), b"".join(self.items))
+        self.items, self.batches = [], []
         self.layer.barrier()                # the WAL write before the writes leave the node
-        message = b"*%d\r\n%s" % (len(items), b"".join(items))
         for link in self.links:
-            link.pending.extend(entries)
-            link.transport.write(message)
+            link.pending.append(message)
+            link.transport.write(data)
 
 
-class ClientProtocol(asyncio.Protocol):
-    """One client connection; replicates through `fanout` (node 0), else serves locally."""
-
-    def __init__(self, layer: DictLayer, fanout: Fanout | None) -> None:
-        self.layer, self.fanout = layer, fanout
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
         self.reader = hiredis.Reader()
-        self.outstanding: deque[Batch] = deque()    # batches not yet written, in order
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
+
+class ClientProtocol(_Protocol):
+    """One client connection; replicates through `fanout` (node 0), else serves locally."""
+
+    def __init__(self, layer: DictLayer, fanout: Fanout | None) -> None:
+        super().__init__()
+        self.layer, self.fanout = layer, fanout
+        self.outstanding: deque[Batch] = deque()    # batches not yet written, in order
+
     def data_received(self, data: bytes) -> None:
         layer, fanout, reader = self.layer, self.fanout, self.reader
+        items = fanout.items if fanout is not None else None
         reader.feed(data)
-        replies: list = []
-        batch, broken = Batch(self, replies), False
+        replies: list[bytes] = []
+        shipped, broken = 0, False
         try:
             while (command := reader.gets()) is not False:
                 name = command[0].upper()
                 if name == b"SET" and len(command) == 3:
-                    payload = layer.put(command[1], command[2])
-                    if fanout is None:
-                        reply = OK
-                    else:
-                        self._ship(fanout, batch, b"*3\r\n$1\r\nS\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-                            len(command[1]), command[1], len(payload), payload), OK)
-                        reply = None
+                    key = command[1]
+                    payload = layer.put(key, command[2])
+                    if items is not None:
+                        items.append(b"*3\r\n$1\r\nS\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+                            len(key), key, len(payload), payload))
+                        shipped += 1
+                    replies.append(OK)
                 elif name == b"GET" and len(command) == 2:
-                    value = layer.get(command[1])
-                    reply = NIL if value is None else b"$%d\r\n%s\r\n" % (len(value), value)
-                    if fanout is not None:
-                        self._ship(fanout, batch, b"*2\r\n$1\r\nG\r\n$%d\r\n%s\r\n" % (
-                            len(command[1]), command[1]), reply)
-                        reply = None
+                    key = command[1]
+                    value = layer.get(key)
+                    if items is not None:
+                        items.append(b"*2\r\n$1\r\nG\r\n$%d\r\n%s\r\n" % (len(key), key))
+                        shipped += 1
+                    replies.append(NIL if value is None else b"$%d\r\n%s\r\n" % (len(value), value))
                 elif name == b"PING":
-                    reply = PONG
+                    replies.append(PONG)
                 elif name == b"CONFIG" and len(command) > 1 and command[1].upper() == b"GET":
-                    reply = EMPTY
+                    replies.append(EMPTY)
                 elif name == b"DBSIZE":
-                    reply = b":%d\r\n" % layer.count()
+                    replies.append(b":%d\r\n" % layer.count())
                 else:
-                    reply = UNKNOWN
-                replies.append(reply)
+                    replies.append(UNKNOWN)
         except hiredis.ProtocolError:
             replies.append(b"-ERR Protocol error\r\n")
             broken = True                   # nothing after a framing error can be trusted
         if not replies:
             return
-        if fanout is None:
-            layer.barrier()
+        batch = Batch(self, replies)
         self.outstanding.append(batch)
-        if not batch.missing:
+        if fanout is not None and shipped:
+            if not fanout.batches:          # the first of this iteration: one flush for all
+                asyncio.get_running_loop().call_soon(fanout.flush)
+            fanout.batches.append(batch)
+            batch.acked = False
+        else:
+            layer.barrier()
             self.release()
         if broken:
             self.transport.close()
 
-    def _ship(self, fanout: Fanout, batch: Batch, item: bytes, reply: bytes) -> None:
-        if not fanout.items:
-            asyncio.get_running_loop().call_soon(fanout.flush)
-        fanout.items.append(item)
-        fanout.entries.append((batch, len(batch.replies), reply))
-        batch.missing += 1
-
     def release(self) -> None:
-        """Write every complete batch at the head of the queue (replies stay in order)."""
+        """Write every acked batch at the head of the queue (replies stay in order)."""
         outstanding = self.outstanding
-        while outstanding and not outstanding[0].missing:
+        while outstanding and outstanding[0].acked:
             replies = outstanding.popleft().replies
             if not self.transport.is_closing():
                 self.transport.write(b"".join(replies))
 
 
-class PeerLink(asyncio.Protocol):
-    """Node 0's connection to one peer: answers arrive per batch, in the order items were sent."""
+class PeerLink(_Protocol):
+    """Node 0's connection to one peer: one answer array per message, in the order sent."""
 
     def __init__(self, lost: asyncio.Event) -> None:
+        super().__init__()
         self.lost = lost
-        self.reader = hiredis.Reader()
-        self.pending: deque[tuple] = deque()
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+        self.pending: deque[Message] = deque()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost.set()                     # no reconnects: the node stops
@@ -342,33 +344,28 @@ class PeerLink(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         pending = self.pending
-        while (answers := self.reader.gets()) is not False:
-            for _ in range(len(answers)):
-                batch, index, reply = pending.popleft()
-                replies = batch.replies
-                if replies[index] is None:          # the first peer's answer: quorum reached
-                    replies[index] = reply
-                    batch.missing -= 1
-                    if not batch.missing:
-                        batch.conn.release()
+        while self.reader.gets() is not False:      # the answers (no merge: node 0's value)
+            message = pending.popleft()
+            if not message.answered:                # the first peer: W=2 / R=2 reached
+                message.answered = True
+                for batch in message.batches:
+                    batch.acked = True
+                    batch.conn.release()
 
 
-class PeerServer(asyncio.Protocol):
-    """A peer's end of node 0's link: applies each batch, answers it with one write."""
+class PeerServer(_Protocol):
+    """A peer's end of node 0's link: applies every message, answers them in one write."""
 
     def __init__(self, layer: DictLayer) -> None:
+        super().__init__()
         self.layer = layer
-        self.reader = hiredis.Reader()
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         layer, out = self.layer, []
         self.reader.feed(data)
-        while (batch := self.reader.gets()) is not False:
-            out.append(b"*%d\r\n" % len(batch))
-            for item in batch:
+        while (message := self.reader.gets()) is not False:
+            out.append(b"*%d\r\n" % len(message))
+            for item in message:
                 if item[0] == b"S":
                     layer.apply(item[1], item[2])
                     out.append(OK)
@@ -382,7 +379,6 @@ class PeerServer(asyncio.Protocol):
 
 async def serve(args: argparse.Namespace) -> None:
     """Run one node until SIGTERM/SIGINT (or, on node 0, a lost peer link)."""
-    from resp_kv.node import GC_THRESHOLDS
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -417,28 +413,20 @@ def node_main(argv: list[str]) -> int:
     parser.add_argument("--peer-ports", default="", help="A,B: replicate to these (node 0)")
     parser.add_argument("--layer", choices=LAYERS, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
-    args = parser.parse_args(argv)
-    import uvloop
-    uvloop.run(serve(args))
+    uvloop.run(serve(parser.parse_args(argv)))
     return 0
 
 
 # -- the measurement (parent process) ------------------------------------------------------------
-@dataclass
-class Floor:
-    """A running 3-node floor cluster: `server` for run.py's helpers, every node's client port."""
-
-    server: object                          # bench/run.py Server (node 0's port, three pids)
-    ports: list[int]
+def client(port: int, timeout_s: float = 10) -> redis.Redis:
+    return redis.Redis(host=HOST, port=port, socket_timeout=timeout_s, protocol=2)  # no HELLO
 
 
-def start_floor(bench, layer: str, workdir: Path) -> Floor:
-    """Start peers 1 and 2, then node 0 (which connects to them); each ready once it PONGs."""
-    import redis
-    from tests.helpers.ports import free_ports
-    from tests.helpers.wait import wait_until
+def start_floor(layer: str, workdir: Path) -> tuple[bench.Server, list[int]]:
+    """Start peers 1 and 2, then node 0 (which connects to them), each ready once it PONGs.
+    Return run.py's Server (node 0's port; the pids of node 0, 1, 2) and every client port."""
     client_ports, peer_ports = free_ports(3), free_ports(2)
-    procs: dict[int, tuple[subprocess.Popen, object]] = {}     # node index -> (process, log)
+    procs: dict[int, tuple[subprocess.Popen, BinaryIO]] = {}     # node index -> (process, log)
 
     def stop() -> None:
         for proc, log in procs.values():
@@ -464,10 +452,11 @@ def start_floor(bench, layer: str, workdir: Path) -> Floor:
 
         def pong() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(f"floor {layer} node {i} exited: {(data_dir / 'node.log').read_text()}")
-            with redis.Redis(host=HOST, port=client_ports[i], socket_timeout=2, protocol=2) as client:
-                return client.ping()
-        wait_until(pong, 30, f"floor {layer} node {i} PONG")
+                log_text = (data_dir / "node.log").read_text()
+                raise RuntimeError(f"floor-{layer} node {i} exited: {log_text}")
+            with client(client_ports[i], 2) as c:
+                return c.ping()
+        wait_until(pong, 30, f"floor-{layer} node {i} PONG")
 
     try:
         start(1, ["--peer-port", str(peer_ports[0])])
@@ -477,51 +466,28 @@ def start_floor(bench, layer: str, workdir: Path) -> Floor:
         stop()
         raise
     pids = [procs[i][0].pid for i in range(3)]
-    return Floor(bench.Server(f"floor-{layer}", client_ports[0], pids, stop), client_ports)
+    return bench.Server(f"floor-{layer}", client_ports[0], pids, stop), client_ports
 
 
-def check_floor(floor: Floor) -> None:
-    """SET/GET through node 0, then the same values and key count read from each peer."""
-    import redis
-    from tests.helpers.wait import wait_until
-    clients = [redis.Redis(host=HOST, port=port, socket_timeout=10, protocol=2) for port in floor.ports]
-    try:
-        pipe = clients[0].pipeline(transaction=False)
+def check_round_trip(name: str, ports: list[int]) -> None:
+    """SET/GET through node 0; then each peer holds the same values and as many keys."""
+    with client(ports[0]) as c:
+        pipe = c.pipeline(transaction=False)
         for i in range(100):
             pipe.set(b"check:%d" % i, b"v%d" % i)
-        pipe.get(b"check:7")
-        pipe.get(b"check:missing")
-        replies = pipe.execute()
+        replies = pipe.get(b"check:7").get(b"check:missing").execute()
         assert replies == [True] * 100 + [b"v7", None], replies
-        assert clients[0].set(b"check:7", b"w7") and clients[0].get(b"check:7") == b"w7"
-        size = clients[0].dbsize()
-        for i, peer in enumerate(clients[1:], 1):
+        assert c.set(b"check:7", b"w7") and c.get(b"check:7") == b"w7"     # a second version
+        size = c.dbsize()
+    for i in (1, 2):
+        with client(ports[i]) as peer:
             wait_until(lambda: peer.get(b"check:7") == b"w7" and peer.get(b"check:42") == b"v42"
-                       and peer.dbsize() == size, 10, f"{floor.server.name} node {i} applied the writes")
-        print(f"  check {floor.server.name}: ok (node 0 and both peers hold {size} keys)", flush=True)
-    finally:
-        for client in clients:
-            client.close()
+                       and peer.dbsize() == size, 10, f"{name} node {i} applied the writes")
+    print(f"  check {name}: ok (node 0 and both peers hold {size} keys)", flush=True)
 
 
-def check_counts(floor: Floor) -> None:
-    """Every node holds as many keys as node 0 (after the rounds; a W=2 straggler may lag)."""
-    import redis
-    from tests.helpers.wait import wait_until
-
-    def sizes() -> list[int]:
-        out = []
-        for port in floor.ports:
-            with redis.Redis(host=HOST, port=port, socket_timeout=60, protocol=2) as client:
-                out.append(client.dbsize())
-        return out
-    counts = wait_until(lambda: (s := sizes()) and len(set(s)) == 1 and s, 30,
-                        f"{floor.server.name}: equal key counts on all nodes")
-    print(f"  check {floor.server.name}: all three nodes hold {counts[0]} keys", flush=True)
-
-
-def measure(bench, servers: list, modes: list[tuple[str, int, int]], rounds: int) -> dict:
-    """Return {(server, test, pipeline): one {"nodes": [µs/req per process], "rps"} per round}."""
+def measure(servers: list[bench.Server], modes: list[tuple[str, int, int]], rounds: int) -> dict:
+    """Return {(server, test, pipeline): per round {"nodes": [µs/req per process], "sum", "rps"}}."""
     runs: dict[tuple, list[dict]] = {}
     for round_no in range(rounds):
         shift = round_no % len(servers)
@@ -567,21 +533,12 @@ def report(runs: dict, layers: list[str], modes: list[tuple[str, int, int]]) -> 
                                f"processes); the issue's cluster target: {targets}")
 
 
-def parse_modes(text: str, n: int | None) -> list[tuple[str, int, int]]:
-    defaults = {tuple(m.split(":")[:2]): int(m.split(":")[2]) for m in DEFAULT_MODES.split(",")}
-    modes = []
-    for mode in text.split(","):
-        test, pipeline, *count = mode.split(":")
-        requests = n or (int(count[0]) if count else defaults.get((test, pipeline), 100_000))
-        modes.append((test, int(pipeline), requests))
-    return modes
-
-
 def bench_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated, of " + ",".join(LAYERS))
+    parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated rungs")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--modes", default=DEFAULT_MODES, help="test:pipeline[:requests],...")
+    parser.add_argument("--modes", default=DEFAULT_MODES, help="test:pipeline[:requests],... "
+                        "(requests: -n, else these, else 100000)")
     parser.add_argument("-n", type=int, help="requests per run, every mode (overrides --modes counts)")
     parser.add_argument("--preload", type=int, default=300_000, help="SETs (-P 16) before the rounds")
     parser.add_argument("--check", action="store_true", help="verify replication (module docstring)")
@@ -589,32 +546,26 @@ def bench_main(argv: list[str]) -> int:
     layers = args.layers.split(",")
     if unknown := set(layers) - set(LAYERS):
         parser.error(f"unknown layers: {', '.join(sorted(unknown))}")
-    modes = parse_modes(args.modes, args.n)
-    sys.path.insert(0, str(REPO_ROOT / "bench"))
-    import run as bench                     # here, not at the top: node processes stay lean
+    modes = [(test, int(pipeline), args.n or int(count[0]) if count else args.n or 100_000)
+             for test, pipeline, *count in (mode.split(":") for mode in args.modes.split(","))]
     load_before, started = os.getloadavg(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="resp-kv-floor-") as tmp:
-        servers, floors = [], []
+        servers, ports = [], {}             # ports: floor name -> its nodes' client ports
         try:
             servers.append(bench.start_redis("redis-aof", Path(tmp), aof=True))
             for layer in layers:
-                floors.append(start_floor(bench, layer, Path(tmp)))
-                servers.append(floors[-1].server)
-            if args.check:
-                for floor in floors:
-                    check_floor(floor)
+                server, ports[f"floor-{layer}"] = start_floor(layer, Path(tmp))
+                servers.append(server)
+            for name in ports if args.check else ():
+                check_round_trip(name, ports[name])
             if args.rounds > 0:
                 for server in servers:
                     bench.redis_benchmark(server, "set", 16, args.preload)
-                runs = measure(bench, servers, modes, args.rounds)
-            if args.check:
-                for floor in floors:
-                    check_counts(floor)
+                runs = measure(servers, modes, args.rounds)
         finally:
             bench.stop_servers(servers)
     if args.rounds > 0:
-        print()
-        print(report(runs, layers, modes))
+        print("\n" + report(runs, layers, modes))
     print(f"\n{time.monotonic() - started:.0f}s; load average {load_before[0]:.2f} -> "
           f"{os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     return 0

@@ -42,7 +42,7 @@ TIMEOUT_TICK_S = 0.05
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
 MAX_PENDING_PER_PEER = 100_000   # bounded memory when a peer stops answering
-# A batched request is sealed at this many items or this many bytes of keys and values: bounds
+# A batched request is sealed at this many items or this many bytes of encoded items: bounds
 # one frame (a receiver buffers a frame whole, up to messages.PEER_MAX_BUFFER_BYTES) and the
 # time a replica spends in one handler call before its event loop runs again.
 # (Final: C constants of this compiled module, not two module-dict lookups per queued item)
@@ -71,6 +71,11 @@ class PeerTransport:
         self._links: dict[NodeId, _Link] = {}
         self._ids = itertools.count(1)
         self._sweeper: asyncio.Task | None = None
+        # The last item queued and its encoding: the same item sent to the next peer is not
+        # encoded again (a replicated SET or GET queues one item tuple for each of its peers).
+        # Held, so the tuple cannot be freed and another take its address.
+        self._last_item: tuple[bytes, ...] = ()
+        self._last_frame = b""
 
     async def start(self) -> None:
         self._sweeper = asyncio.ensure_future(self._sweep())
@@ -109,7 +114,7 @@ class PeerTransport:
 
     def send_item(self, node: NodeId, verb: bytes, item: tuple[bytes, ...],
                   waiter: ItemWaiter, timeout_s: float | None = None) -> None:
-        """Queue one item (a tuple of bytes: messages.encode_batch) of the batched `verb` for
+        """Queue one item (a tuple of bytes: messages.encode_item) of the batched `verb` for
         `node`; `waiter.item_answered(node, value, error)` runs exactly once, as a `send`
         callback does: the item's value and None, or None and PeerError with the peer's
         message when that item failed, or the whole request's failure."""
@@ -118,7 +123,9 @@ class PeerTransport:
             link = self._link(node, partial(waiter.item_answered, node))
             if link is None:
                 return
-        link.request_item(waiter, verb, item, timeout_s)
+        if item is not self._last_item:
+            self._last_item, self._last_frame = item, messages.encode_item(item)
+        link.request_item(waiter, verb, self._last_frame, len(item), timeout_s)
 
     def _link(self, node: NodeId, callback: Callback) -> "_Link | None":
         """The link to `node` (made on first use); None, with `callback` failed soon, while
@@ -239,17 +246,18 @@ def _run_item(waiter: ItemWaiter, node: NodeId, value: object, error: Exception 
 
 
 class _Batch:
-    """The open batch of one verb on a link: its items, their waiters, the first item's
-    deadline, and the bytes of its items' first two fields (a class, not a list: compiled,
-    its fields are typed, so the appends are native)."""
+    """The open batch of one verb on a link: its items (encoded), their waiters, the first
+    item's deadline, its bytes and its number of fields (a class, not a list: compiled, its
+    fields are typed, so the appends are native)."""
 
-    __slots__ = ("items", "waiters", "deadline", "size")
+    __slots__ = ("items", "waiters", "deadline", "size", "fields")
 
     def __init__(self, deadline: float) -> None:
-        self.items: list[tuple[bytes, ...]] = []
+        self.items: list[bytes] = []
         self.waiters: list[ItemWaiter] = []
         self.deadline = deadline
         self.size = 0
+        self.fields = 0
 
 
 class _Link(asyncio.Protocol):
@@ -297,7 +305,7 @@ class _Link(asyncio.Protocol):
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
-    def request_item(self, waiter: ItemWaiter, verb: bytes, item: tuple[bytes, ...],
+    def request_item(self, waiter: ItemWaiter, verb: bytes, item: bytes, fields: int,
                      timeout_s: float | None) -> None:
         batch = self._batches.get(verb)
         if batch is None or self._state == "idle":
@@ -310,7 +318,8 @@ class _Link(asyncio.Protocol):
                 batch = self._batches[verb] = _Batch(self._owner._deadline(timeout_s))
         batch.items.append(item)
         batch.waiters.append(waiter)
-        batch.size += len(item[0]) + len(item[1])
+        batch.size += len(item)
+        batch.fields += fields
         if (len(batch.waiters) >= MAX_BATCH_ITEMS or batch.size >= MAX_BATCH_BYTES
                 or self._state != "ready"):
             # Full, or no connection yet: seal now, so its items are pending (and time out)
@@ -325,7 +334,7 @@ class _Link(asyncio.Protocol):
         batch = self._batches.pop(verb)
         rid = b"%d" % next(self._owner._ids)
         self._pending[rid] = (_settle_batch(self.node, batch.waiters), batch.deadline)
-        self._queue.append(messages.encode_batch(verb, rid, batch.items))
+        self._queue.append(messages.encode_batch(verb, rid, batch.items, batch.fields))
 
     def _flush(self) -> None:
         self._flush_scheduled = False

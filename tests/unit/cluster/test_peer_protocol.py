@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cluster import messages
 from cluster.clock import SystemClock
@@ -47,6 +49,21 @@ async def _raw_hello(port: int):
     await reader.readuntil(b"\r\n")
     nonce = (await reader.readuntil(b"\r\n"))[:-2]
     return reader, writer, nonce
+
+
+@given(st.lists(st.tuples(st.binary(max_size=40), st.binary(max_size=1100),
+                          st.binary(max_size=8)), min_size=1, max_size=6),
+       st.integers(1, 4), st.integers(0, 2**40))
+@settings(max_examples=200, deadline=None)
+def test_a_batch_of_encoded_items_is_the_request_of_their_fields(items, width, rid) -> None:
+    # fields past the length-header table (1024 entries) and widths other than 2 and 3 take
+    # the general encoding: every shape frames as the same request sent field by field
+    items = [(a + b + c,) * width if width not in (2, 3) else (a, b, c)[:width]
+             for a, b, c in items]
+    fields = [field for item in items for field in item]
+    frame = messages.encode_batch(messages.MPUT, b"%d" % rid,
+                                  [messages.encode_item(item) for item in items], len(fields))
+    assert frame == messages.encode_request(messages.MPUT, rid, fields)
 
 
 def test_authenticated_pipelined_calls_answer_in_one_connection() -> None:
