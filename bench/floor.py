@@ -35,23 +35,30 @@ The rungs (`--layer`), each on every node's writes (and reads through the same s
              at data_key_of(key), encoded.overwrite_encoded minting the new one; peers store it
              after encoded.replaces_encoded against their copy (Replica.apply_encoded_at); GET
              answers encoded.value_of_encoded
-    merkle   dvv + MerkleTree().update(key_token(key), key, old, new) per write on every node
+    merkle   dvv + a MerkleTree updated by every write on every node, as the replica's write
+             listener (MerkleKeeper.on_write) does it since 426781e: update_segment with the
+             segment read from the store key (== update(key_token(key), ...), one hash fewer)
 
 Still above the top rung in the real cluster: the replica's key counts, expiry tracking and
 listener dispatch, the command dispatcher, request ids, timeouts, hints, the merge of R answers.
 
 Method: redis-server (AOF everysec; bench/run.py's start_redis) and one 3-process cluster per
 layer on loopback, each preloaded with SETs (-P 16) so GETs hit; then --rounds rounds of: per
-mode, every server in turn (the order rotated per round), `redis-benchmark -c 50 -d 100
+mode, every server in turn (the order rotated per round), `redis-benchmark -t TEST -c 50 -d 100
 -r 100000 -P DEPTH -n N` (run.py's redis_benchmark), CPU from /proc/PID/stat (all threads)
-around it. Reported: medians over the rounds of µs per request (a cluster's three processes
-summed), the ratio redis-aof / layer, and each layer's split by process. Numbers from it belong
-in bench/README.md, with the date and the load average it prints.
+around it; N defaults to 300k at -P 16 and 80k at -P 1 (about 3-4 minutes in all). Reported:
+medians over the rounds of µs per request (a cluster's three processes summed), the ratio
+redis-aof / layer, and each layer's split by process. Numbers from it belong in
+bench/README.md, with the date and the load average it prints.
 
 Usage: .venv/bin/python bench/floor.py [--layers dict,engine,dvv,merkle] [--rounds 3]
            [--modes set:16:N,get:16:N,set:1:N,get:1:N] [-n N] [--preload 300000] [--check]
+           [--cluster]
+       --cluster: also the real 3-node cluster (bench/run.py's resp-kv-3), as the last column.
        --check: a redis-py SET/GET round trip through each layer's node 0, values and key count
        then verified on both peers (with --rounds 0, nothing else runs).
+       (started by the above, one per node: floor.py node --port P --layer L --data-dir D
+        [--peer-port Q (nodes 1, 2) | --peer-ports A,B (node 0)])
 """
 
 from __future__ import annotations
@@ -83,9 +90,8 @@ import run as bench  # noqa: E402
 
 from cluster.clock import SystemClock  # noqa: E402
 from cluster.encoded import overwrite_encoded, replaces_encoded, value_of_encoded  # noqa: E402
-from cluster.keytoken import key_token  # noqa: E402
 from cluster.merkle import MerkleTree  # noqa: E402
-from cluster.replica import data_key_of  # noqa: E402
+from cluster.replica import data_key_of, segment_of_data_key  # noqa: E402
 from resp_kv.config import StorageConfig  # noqa: E402
 from resp_kv.durability import DurableStore  # noqa: E402
 from resp_kv.node import GC_THRESHOLDS  # noqa: E402
@@ -177,7 +183,7 @@ class DvvLayer(EngineLayer):
         new = done[0]
         self.store.put(store_key, new)
         if self.tree is not None:
-            self.tree.update(key_token(key), key, old, new)
+            self.tree.update_segment(segment_of_data_key(store_key), key, old, new)
         return new
 
     def apply(self, key: bytes, payload: bytes) -> bytes:
@@ -189,7 +195,7 @@ class DvvLayer(EngineLayer):
             raise RuntimeError("a concurrent write: the floor has one writer and makes none")
         self.store.put(store_key, payload)
         if self.tree is not None:
-            self.tree.update(key_token(key), key, old, payload)
+            self.tree.update_segment(segment_of_data_key(store_key), key, old, payload)
         return payload
 
     def get(self, key: bytes) -> bytes | None:
@@ -256,6 +262,8 @@ class Fanout:
 
 
 class _Protocol(asyncio.Protocol):
+    """A connection with its own hiredis parser."""
+
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
 
@@ -505,23 +513,27 @@ def measure(servers: list[bench.Server], modes: list[tuple[str, int, int]], roun
 
 
 def report(runs: dict, layers: list[str], modes: list[tuple[str, int, int]]) -> str:
-    """Markdown: µs/req and ratio per mode and layer, then each layer's split by process."""
+    """Markdown: µs/req and ratio per mode and layer, then each layer's split by process.
+    A layer named "cluster" is the real 3-node cluster (server "resp-kv-3")."""
     def median(name: str, test: str, pipeline: int, field: str, node: int = 0) -> float:
         rows = runs[(name, test, pipeline)]
         return statistics.median(r["nodes"][node] if field == "nodes" else r[field] for r in rows)
+
+    def server_of(layer: str) -> str:
+        return "resp-kv-3" if layer == "cluster" else f"floor-{layer}"
 
     lines = ["| mode | redis-aof us/req |" + "".join(f" {x} us/req | ratio |" for x in layers),
              "|---|---:|" + "---:|---:|" * len(layers)]
     for test, pipeline, _ in modes:
         ref = median("redis-aof", test, pipeline, "sum")
-        cells = [(ours := median(f"floor-{x}", test, pipeline, "sum"), ref / ours if ours else 0.0)
+        cells = [(ours := median(server_of(x), test, pipeline, "sum"), ref / ours if ours else 0.0)
                  for x in layers]
         lines.append(f"| {test.upper()} -P {pipeline} | {ref:.2f} |"
                      + "".join(f" {ours:.2f} | {ratio:.2f} |" for ours, ratio in cells))
     lines += ["", "| layer | mode | node 0 us/req | node 1 | node 2 | sum | rps |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for layer in layers:
-        name = f"floor-{layer}"
+        name = server_of(layer)
         for test, pipeline, _ in modes:
             parts = [median(name, test, pipeline, "nodes", i) for i in range(3)]
             lines.append(f"| {layer} | {test.upper()} -P {pipeline} | "
@@ -542,6 +554,8 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument("-n", type=int, help="requests per run, every mode (overrides --modes counts)")
     parser.add_argument("--preload", type=int, default=300_000, help="SETs (-P 16) before the rounds")
     parser.add_argument("--check", action="store_true", help="verify replication (module docstring)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="also measure the real 3-node cluster (bench/run.py's resp-kv-3)")
     args = parser.parse_args(argv)
     layers = args.layers.split(",")
     if unknown := set(layers) - set(LAYERS):
@@ -556,6 +570,8 @@ def bench_main(argv: list[str]) -> int:
             for layer in layers:
                 server, ports[f"floor-{layer}"] = start_floor(layer, Path(tmp))
                 servers.append(server)
+            if args.cluster:
+                servers.append(bench.start_resp_kv("resp-kv-3", Path(tmp), 3))
             for name in ports if args.check else ():
                 check_round_trip(name, ports[name])
             if args.rounds > 0:
@@ -565,7 +581,7 @@ def bench_main(argv: list[str]) -> int:
         finally:
             bench.stop_servers(servers)
     if args.rounds > 0:
-        print("\n" + report(runs, layers, modes))
+        print("\n" + report(runs, layers + ["cluster"] * args.cluster, modes))
     print(f"\n{time.monotonic() - started:.0f}s; load average {load_before[0]:.2f} -> "
           f"{os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     return 0
