@@ -438,13 +438,7 @@ def start_floor(layer: str, workdir: Path) -> tuple[bench.Server, list[int]]:
 
     def stop() -> None:
         for proc, log in procs.values():
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            bench.stop_process(proc)
             log.close()
 
     def start(i: int, peer_args: list[str]) -> None:

@@ -76,6 +76,17 @@ class Server:
     stop: object = field(repr=False)   # callable: stops every process by pid
 
 
+def stop_process(proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM `proc` by its pid; SIGKILL if it has not exited within `timeout_s`."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def start_redis(name: str, workdir: Path, aof: bool) -> Server:
     redis_server = shutil.which("redis-server")
     if redis_server is None:
@@ -92,13 +103,7 @@ def start_redis(name: str, workdir: Path, aof: bool) -> Server:
                             start_new_session=True)
 
     def stop() -> None:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process(proc)
         log.close()
 
     def pong() -> bool:
