@@ -73,11 +73,6 @@ def segment_of_data_key(store_key: bytes) -> int:
     return store_key[1] << 8 | store_key[2]
 
 
-def split_data_key(store_key: bytes) -> tuple[int, bytes]:
-    """Return (token, key) from a data store key."""
-    return token_of_data_key(store_key), store_key[9:]
-
-
 def token_of_data_key(store_key: bytes) -> int:
     """Return the token a data store key begins with."""
     return int.from_bytes(store_key[1:9], "big")
