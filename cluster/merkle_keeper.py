@@ -111,7 +111,7 @@ class MerkleKeeper:
         while True:
             chunk, last = 0, None
             for store_key, raw in self.store.scan(self._build_cursor, DATA_END):
-                leaves[int.from_bytes(store_key[1:3], "big")] ^= item(store_key[9:], raw)
+                leaves[segment_of_data_key(store_key)] ^= item(store_key[9:], raw)
                 last, chunk = store_key, chunk + 1
                 if chunk >= _BUILD_CHUNK:
                     break

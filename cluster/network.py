@@ -213,16 +213,13 @@ class Network:
         One loop over the flat arguments (no per-item tuple, star-call or token int: a replica
         runs this for every replicated write)."""
         n = _item_count(args, 3)
-        replica, statuses = self.cluster.replica, None
+        statuses = None
         for i in range(n):
             try:
                 key: bytes = args[3 * i]
                 raw: bytes = args[3 * i + 1]
                 hint_for: bytes = args[3 * i + 2]
-                if hint_for:
-                    self._put_one(key, raw, hint_for)
-                else:
-                    replica.apply_encoded_at(key, data_key_of(key), raw)
+                self._put_one(key, raw, hint_for)
             except Exception as error:
                 statuses = _failed(statuses, n, i, error)
         return [messages.OK if statuses is None else statuses, None]
@@ -231,7 +228,7 @@ class Network:
         """Every (key, hint_for) pair as `_on_get`; a failing one fails alone, and a value
         past the answer's byte budget is refused with AnswerAlone (messages.py, MGET)."""
         n = _item_count(args, 2)
-        replica, statuses = self.cluster.replica, None
+        statuses = None
         budget = messages.MGET_ANSWER_MAX_BYTES
         values: list[bytes | None] = []
         for i in range(n):
@@ -239,7 +236,7 @@ class Network:
             try:
                 key: bytes = args[2 * i]
                 hint_for: bytes = args[2 * i + 1]
-                raw = self._get_one(key, hint_for) if hint_for else replica.read_encoded_of(key)
+                raw = self._get_one(key, hint_for)
                 if raw is not None:
                     if len(raw) > budget:
                         raise AnswerAlone(messages.ANSWER_ALONE)
@@ -251,32 +248,34 @@ class Network:
         return [messages.OK if statuses is None else statuses, values]
 
     def _put_one(self, key: bytes, encoded: bytes, hint_for: bytes) -> None:
-        """Store one replica write (PUT, MPUT): in the replica, or as a hint for `hint_for`."""
-        token = key_token(key)
+        """Store one replica write (PUT, MPUT): in the replica, or as a hint for `hint_for`.
+        The replica's by `data_key_of` (no token int made: every replicated write)."""
         owner = hint_for.decode() if hint_for else ""
         if owner and owner != self.me:
             siblings = versioning.decode_siblings(encoded)
-            if not self.cluster.hints.add(owner, token, key, siblings):
+            if not self.cluster.hints.add(owner, key_token(key), key, siblings):
                 raise PeerUnavailable("hint store full")
         else:
-            self.cluster.replica.apply_encoded(key, token, encoded)
+            self.cluster.replica.apply_encoded_at(key, data_key_of(key), encoded)
 
     def _on_get(self, peer: NodeId, args: list) -> bytes | None:
         return self._get_one(args[0], args[1] if len(args) > 1 else b"")
 
     def _get_one(self, key: bytes, hint_for: bytes) -> bytes | None:
         """This replica's encoded siblings of `key` (GET, MGET), merged with its hint for
-        `hint_for` when that names another node."""
+        `hint_for` when that names another node. Without a hint, by `data_key_of` (no token
+        int made: every replicated read)."""
+        owner = hint_for.decode() if hint_for else ""
+        if not owner or owner == self.me:
+            return self.cluster.replica.read_encoded_of(key)
         token = key_token(key)
         raw = self.cluster.replica.read_encoded(key, token)
-        owner = hint_for.decode() if hint_for else ""
-        if owner and owner != self.me:
-            hint = self.cluster.store.get(hint_key(owner, token, key))
-            if hint is not None:
-                merged = versioning.decode_siblings(hint[8:])
-                if raw is not None:
-                    merged = versioning.sync(merged, versioning.decode_siblings(raw))
-                raw = versioning.encode_siblings(merged)
+        hint = self.cluster.store.get(hint_key(owner, token, key))
+        if hint is not None:
+            merged = versioning.decode_siblings(hint[8:])
+            if raw is not None:
+                merged = versioning.sync(merged, versioning.decode_siblings(raw))
+            raw = versioning.encode_siblings(merged)
         return raw
 
     async def _on_fget(self, peer: NodeId, args: list) -> bytes | None:

@@ -178,7 +178,7 @@ class Replica:
 
     def apply_encoded_at(self, key: bytes, store_key: bytes, raw: bytes) -> None:
         """`apply_encoded` by the key's store key (`data_key_of(key)`, so a replica's write
-        makes no token int unless a merge or a listener needs it)."""
+        makes no token int unless a merge needs it)."""
         old_raw = self.store.get(store_key, False)
         if old_raw == raw:
             return

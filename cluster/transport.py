@@ -26,7 +26,6 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
-from functools import partial
 from typing import Final
 
 import hiredis
@@ -108,8 +107,10 @@ class PeerTransport:
         success, else PeerError, PeerUnavailable or TimeoutError. It runs from the response
         parser (or the timeout sweeper); a failure known at once is reported on the next loop
         iteration, so the callback never runs inside `send` itself."""
-        link = self._link(node, callback)
-        if link is not None:
+        link = self._link(node)
+        if link is None:
+            _fail_soon(callback, _partitioned(node))
+        else:
             link.request(callback, verb, b"%d" % next(self._ids), args, self._deadline(timeout_s))
 
     def send_item(self, node: NodeId, verb: bytes, item: tuple[bytes, ...],
@@ -120,18 +121,17 @@ class PeerTransport:
         message when that item failed, or the whole request's failure."""
         link = self._links.get(node)              # _link(), inlined: twice per replicated GET/SET
         if link is None or node in self.blocked:
-            link = self._link(node, partial(waiter.item_answered, node))
+            link = self._link(node)
             if link is None:
+                _fail_item_soon(waiter, node, _partitioned(node))
                 return
         if item is not self._last_item:
             self._last_item, self._last_frame = item, messages.encode_item(item)
         link.request_item(waiter, verb, self._last_frame, len(item), timeout_s)
 
-    def _link(self, node: NodeId, callback: Callback) -> "_Link | None":
-        """The link to `node` (made on first use); None, with `callback` failed soon, while
-        `node` is partitioned away."""
+    def _link(self, node: NodeId) -> "_Link | None":
+        """The link to `node` (made on first use); None while `node` is partitioned away."""
         if node in self.blocked:
-            _fail_soon(callback, PeerUnavailable(f"{node} is partitioned away"))
             return None
         link = self._links.get(node)
         if link is None:
@@ -190,8 +190,18 @@ class ItemCallback(ItemWaiter):
         self.callback(value, error)
 
 
+def _partitioned(node: NodeId) -> PeerUnavailable:
+    return PeerUnavailable(f"{node} is partitioned away")
+
+
 def _fail_soon(callback: Callback, error: Exception) -> None:
+    """Fail a request on the next loop iteration (never inside the call that sent it)."""
     asyncio.get_running_loop().call_soon(_run, callback, None, error)
+
+
+def _fail_item_soon(waiter: "ItemWaiter", node: NodeId, error: Exception) -> None:
+    """`_fail_soon` for a batched item's waiter."""
+    asyncio.get_running_loop().call_soon(_run_item, waiter, node, None, error)
 
 
 def _settle_batch(node: NodeId, waiters: list[ItemWaiter]) -> Callback:
@@ -311,7 +321,7 @@ class _Link(asyncio.Protocol):
         if batch is None or self._state == "idle":
             refusal = self._refusal(batch is None)
             if refusal is not None:
-                self._loop.call_soon(_run_item, waiter, self.node, None, refusal)
+                _fail_item_soon(waiter, self.node, refusal)
                 return
             if batch is None:
                 # The batch's deadline is its first item's: one clock read per batch.

@@ -222,6 +222,39 @@ def test_items_of_one_iteration_travel_as_one_request_and_settle_one_by_one() ->
     asyncio.run(scenario())
 
 
+def test_a_partitioned_peer_fails_items_and_calls_soon_and_once() -> None:
+    async def scenario():
+        server = await _server()
+        server.register(messages.MPUT, _batch_server_handler([]))
+        transport = _transport(server)
+        await transport.start()
+        transport.block({"b"})
+        loop = asyncio.get_running_loop()
+        ran_inside: list = []
+        futures = [loop.create_future(), loop.create_future()]
+
+        def settler(i: int):
+            def settle(payload, error) -> None:
+                ran_inside.append(not sent)         # a failure never runs inside the call
+                futures[i].set_result((payload, error))
+            return settle
+        sent = False
+        transport.send("b", b"ECHO", [b"x"], settler(0))
+        transport.send_item("b", messages.MPUT, (b"k", b"v", b""), ItemCallback(settler(1)))
+        sent = True
+        for payload, error in await asyncio.gather(*futures):
+            assert payload is None
+            assert isinstance(error, PeerUnavailable) and "partitioned away" in str(error)
+        assert ran_inside == [False, False]
+        results = await _item_results(transport, "b", [(b"k", b"v", b"")])   # once each
+        assert results[0][0] is None and isinstance(results[0][1], PeerUnavailable)
+        transport.unblock_all()                       # healed: the same item goes through
+        assert await _item_results(transport, "b", [(b"k", b"v", b"")]) == [(b"K", None)]
+        await transport.stop()
+        await server.stop()
+    asyncio.run(scenario())
+
+
 def test_a_batch_is_split_at_max_items_and_a_failed_request_fails_every_item() -> None:
     from cluster.transport import MAX_BATCH_BYTES, MAX_BATCH_ITEMS
 
